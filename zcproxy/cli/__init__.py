@@ -1,0 +1,54 @@
+"""The ``zcproxy`` command line. Each subcommand lives in its own module ``zcproxy.cli.<name>`` with
+``HELP: str``, ``add_arguments(parser)`` and ``run(args) -> int``.
+
+Exit codes: 0 done, 1 some work failed (listed), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ..errors import ZcproxyError
+
+# Subcommands in the order shown by --help; a module missing from this list is not exposed.
+COMMANDS = ("demo", "score", "arch", "rank", "merge", "export", "correlate", "verify", "search", "fetch")
+
+
+def _available_commands() -> list[str]:
+    present = {m.name for m in pkgutil.iter_modules(__path__)}
+    return [c for c in COMMANDS if c in present]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zcproxy",
+        description="Zero-cost proxies for NAS-Bench-201: score, rank, correlate, verify and search.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _available_commands():
+        module = importlib.import_module(f"{__name__}.{name}")
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept in the store", file=sys.stderr)
+        return 130
+    except (ZcproxyError, ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"zcproxy {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

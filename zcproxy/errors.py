@@ -1,0 +1,28 @@
+"""Exception types raised by zcproxy. Every message names the input, the problem and the fix."""
+from __future__ import annotations
+
+
+class ZcproxyError(Exception):
+    """Base class of all zcproxy errors."""
+
+
+class DataNotFoundError(ZcproxyError, FileNotFoundError):
+    """A data file is missing from every directory searched."""
+
+
+class DataFormatError(ZcproxyError, ValueError):
+    """A data file exists but is truncated, malformed or has the wrong shape."""
+
+
+class ProxyError(ZcproxyError, RuntimeError):
+    """A proxy failed on one architecture."""
+
+    def __init__(self, proxy: str, arch: object, cause: BaseException | str):
+        self.proxy = proxy
+        self.arch = arch
+        self.cause = cause
+        super().__init__(f"proxy {proxy!r} failed on architecture {arch!r}: {cause}")
+
+
+class StoreError(ZcproxyError):
+    """A score store is corrupt, foreign or unusable."""
