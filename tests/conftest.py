@@ -1,0 +1,36 @@
+"""Shared pytest fixtures: the real-data folder (skipped when absent) and a fixed seed per test."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Files whose presence marks a usable ZCPROXY_DATA folder (see /work/shared/data/README.md layout).
+_REQUIRED = (
+    "nasrobbench201/meta.json",
+    "nasrobbench201/NAS-RobBench-201_html.json",
+    "nasrobbench201/NasBenchID_6466_idx.txt",
+    "nasbench201/nb201_200ep_test_accuracy.csv",
+    "cifar-10-batches-py/test_batch",
+)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder from $ZCPROXY_DATA; skips the test when it is unset or incomplete."""
+    value = os.environ.get("ZCPROXY_DATA")
+    if not value:
+        pytest.skip("needs the real data: set ZCPROXY_DATA (CI sets it to ../shared/data)")
+    root = Path(value).expanduser()
+    missing = [rel for rel in _REQUIRED if not (root / rel).exists()]
+    if missing:
+        pytest.skip(f"ZCPROXY_DATA={root} lacks {', '.join(missing)}; run `zcproxy fetch --dest {root}`")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seed() -> None:
+    """Every test starts from the same global torch RNG state."""
+    torch.manual_seed(0)

@@ -1,0 +1,129 @@
+"""Proxy metadata and the context every proxy receives.
+
+A proxy is a plain function ``fn(ctx: ProxyContext) -> float | dict[str, float]`` decorated with
+:func:`proxy`, which only attaches a frozen :class:`ProxySpec` to it. The scorer owns copying, device,
+dtype, BatchNorm mode and seeding (through the context), so proxy bodies stay pure.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping, TypeVar
+
+import torch
+from torch import nn
+
+NEEDS = frozenset({"data", "labels", "loss"})
+BN_MODES = ("train", "eval")
+COSTS = ("static", "forward", "backward", "jacobian", "attack")
+
+T = TypeVar("T")
+ProxyFn = Callable[["ProxyContext"], "float | dict[str, float]"]
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """What a proxy needs and how to read it."""
+
+    name: str
+    fn: ProxyFn = field(repr=False, compare=False)
+    needs: frozenset[str]
+    bn: str
+    dtype: torch.dtype
+    higher_is_better: bool
+    reference: str
+    cost: str
+    outputs: tuple[str, ...]
+    defaults: Mapping[str, Any]
+    orientation: Mapping[str, bool]  # per output: higher is better
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "needs": ",".join(sorted(self.needs)) or "-", "bn": self.bn,
+            "dtype": str(self.dtype).replace("torch.", ""), "higher_is_better": self.higher_is_better,
+            "cost": self.cost, "outputs": ",".join(self.outputs), "reference": self.reference,
+        }
+
+
+def proxy(name: str, *, reference: str, cost: str, needs: tuple[str, ...] = (), bn: str = "train",
+          dtype: torch.dtype = torch.float32, higher_is_better: bool = True,
+          outputs: tuple[str, ...] | None = None, defaults: Mapping[str, Any] | None = None,
+          orientation: Mapping[str, bool] | None = None) -> Callable[[ProxyFn], ProxyFn]:
+    """Mark ``fn`` as the proxy ``name`` (attaches ``fn.__proxy_spec__``; registers nothing globally).
+
+    ``orientation`` overrides ``higher_is_better`` per output of a multi-output proxy.
+    """
+    bad = set(needs) - NEEDS
+    if bad:
+        raise ValueError(f"proxy {name!r}: unknown needs {sorted(bad)}; valid: {sorted(NEEDS)}")
+    if bn not in BN_MODES:
+        raise ValueError(f"proxy {name!r}: bn must be one of {BN_MODES}, got {bn!r}")
+    if cost not in COSTS:
+        raise ValueError(f"proxy {name!r}: cost must be one of {COSTS}, got {cost!r}")
+    outs = tuple(outputs) if outputs else (name,)
+    orient = {o: higher_is_better for o in outs}
+    orient.update(orientation or {})
+
+    def attach(fn: ProxyFn) -> ProxyFn:
+        fn.__proxy_spec__ = ProxySpec(  # type: ignore[attr-defined]
+            name=name, fn=fn, needs=frozenset(needs), bn=bn, dtype=dtype,
+            higher_is_better=higher_is_better, reference=reference, cost=cost, outputs=outs,
+            defaults=dict(defaults or {}), orientation=orient,
+        )
+        return fn
+
+    return attach
+
+
+class ProxyContext:
+    """Everything a proxy may use. Never mutate ``model``: take :meth:`model_copy`."""
+
+    def __init__(self, model: nn.Module, *, x: torch.Tensor | None, y: torch.Tensor | None,
+                 num_classes: int, device: torch.device, seed: int, dataset: str,
+                 arch: int | str | None, zero_output: bool, cache: dict):
+        self.model = model
+        self.x = x
+        self.y = y
+        self.num_classes = num_classes
+        self.device = device
+        self.seed = seed
+        self.dataset = dataset
+        self.arch = arch
+        self.zero_output = zero_output
+        self._cache = cache
+        self.spec: ProxySpec | None = None
+        self.options: dict[str, Any] = {}
+        self.flags: set[str] = set()
+
+    def _begin(self, spec: ProxySpec, options: Mapping[str, Any]) -> None:
+        self.spec = spec
+        self.options = {k: options.get(k, v) for k, v in spec.defaults.items()}
+        self.flags = set()
+
+    def model_copy(self, bn: str | None = None, dtype: torch.dtype | None = None) -> nn.Module:
+        """A fresh deep copy on ``device`` in the spec's (or given) BN mode and dtype, grads cleared."""
+        mode = bn or (self.spec.bn if self.spec else "train")
+        if mode not in BN_MODES:
+            raise ValueError(f"bn must be one of {BN_MODES}, got {mode!r}")
+        target = dtype or (self.spec.dtype if self.spec else torch.float32)
+        m = copy.deepcopy(self.model).to(device=self.device, dtype=target)
+        m.train(mode == "train")
+        for p in m.parameters():
+            p.requires_grad_(True)
+            p.grad = None
+        return m
+
+    def shared(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """Memoise ``compute()`` under ``key`` for the duration of one score() call."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from (seed, offset); proxies never touch the global RNG."""
+        g = torch.Generator(device="cpu")
+        g.manual_seed((int(self.seed) * 1_000_003 + int(offset)) % (2**63 - 1))
+        return g
+
+    def flag(self, name: str) -> None:
+        self.flags.add(name)
