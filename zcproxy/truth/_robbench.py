@@ -127,15 +127,23 @@ def _load_html(path: Path) -> pd.DataFrame:
         if isinstance(entry, list):
             if len(entry) != 18:
                 raise DataFormatError(f"{path}: id {index} has {len(entry)} accuracies, expected 18")
-            rows[index] = [check_fraction(path, v, f"id {index} column {columns[k]}") for k, v in enumerate(entry)]
+            if not all(type(v) in (int, float) for v in entry):
+                bad = next(k for k, v in enumerate(entry) if type(v) not in (int, float))
+                check_fraction(path, entry[bad], f"id {index} column {columns[bad]}")
+            rows[index] = entry
         elif isinstance(entry, str):
             pointers[index] = parse_id(path, entry)
         else:
             raise DataFormatError(f"{path}: id {index} maps to {type(entry).__name__}, expected a list or an id")
     _check_ids(path, rows, pointers)
-    values = np.empty((NB201.size, 18), dtype=np.float64)
-    for index in range(NB201.size):
-        values[index] = rows[NB201.representative(index)]
+    reps = np.fromiter(rows, dtype=np.int64, count=len(rows))
+    table_values = np.array([rows[i] for i in reps.tolist()], dtype=np.float64)
+    bad = ~(np.isfinite(table_values) & (table_values >= 0.0) & (table_values <= 1.0))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        check_fraction(path, float(table_values[row, col]), f"id {reps[row]} column {columns[col]}")
+    position = {int(i): k for k, i in enumerate(reps)}
+    values = table_values[[position[NB201.representative(i)] for i in range(NB201.size)]]
     return _ordered(build_frame({col: values[:, k] for k, col in enumerate(columns)}))
 
 

@@ -1,0 +1,237 @@
+"""Tests of zcproxy.space: index order, isomorphism classes, zero-output cells and the model builder."""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from zcproxy._datasets import dataset_info
+from zcproxy.space import NB201, OPS
+
+# ------------------------------------------------------------------------------------- real-data oracles
+
+
+@pytest.mark.data
+def test_every_index_matches_the_benchmark_meta_file(data_dir):
+    meta = json.loads((data_dir / "nasrobbench201" / "meta.json").read_text())["ids"]
+    assert len(meta) == NB201.size
+    for i in range(NB201.size):
+        entry = meta[str(i)]
+        assert NB201.arch(i) == entry["nb201-string"], i
+        assert NB201.index(entry["nb201-string"]) == i
+        assert NB201.representative(i) == int(entry["isomorph"]), i
+
+
+@pytest.mark.data
+def test_unique_equals_the_6466_benchmark_ids(data_dir):
+    ids = {int(t) for t in (data_dir / "nasrobbench201" / "NasBenchID_6466_idx.txt").read_text().split()}
+    unique = NB201.unique()
+    assert len(unique) == 6466 == len(ids)
+    assert set(unique) == ids
+    assert unique == sorted(unique)
+
+
+@pytest.mark.data
+def test_canonical_form_equals_nas_bench_201_unique_string(data_dir):
+    with open(data_dir / "nasbench201" / "nb201_200ep_test_accuracy.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == NB201.size
+    for i, row in enumerate(rows):
+        assert NB201.arch(i) == row["ArchitectureString"], i
+        assert NB201.canonical(i) == row["UniqueString"], i
+
+
+# ------------------------------------------------------------------------------------- strings and indices
+
+
+def test_round_trip_over_the_whole_space():
+    strings = [NB201.arch(i) for i in range(NB201.size)]
+    assert len(set(strings)) == NB201.size == 5 ** 6
+    assert all(NB201.index(s) == i for i, s in enumerate(strings))
+    assert all(NB201.genotype(i) == NB201.genotype(s) for i, s in enumerate(strings[:200]))
+
+
+def test_every_genotype_appears_once():
+    seen = {NB201.genotype(i) for i in range(NB201.size)}
+    assert seen == set(itertools.product(OPS, repeat=6))
+
+
+def test_representative_is_idempotent_and_minimal_in_its_class():
+    classes: dict[str, list[int]] = {}
+    for i in range(NB201.size):
+        classes.setdefault(NB201.canonical(i), []).append(i)
+    assert len(classes) == 6466
+    for members in classes.values():
+        rep = min(members)
+        for i in members:
+            assert NB201.representative(i) == rep
+            assert NB201.representative(rep) == rep
+
+
+@pytest.mark.parametrize("first, second", [
+    # node 1 is a skip of the input, so node 2's two inputs are the same tensor: its ops commute
+    ("|skip_connect~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|skip_connect~2|",
+     "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"),
+    # same for the output node's edges from the input and from node 1
+    ("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|",
+     "|skip_connect~0|+|none~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|"),
+])
+def test_hand_made_isomorphic_pairs_share_a_representative(first, second):
+    assert NB201.index(first) != NB201.index(second)
+    assert NB201.representative(first) == NB201.representative(second)
+    assert NB201.canonical(first) == NB201.canonical(second)
+
+
+@pytest.mark.parametrize("first, second", [
+    # conv then pool is not pool then conv
+    ("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|",
+     "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"),
+    # a 3x3 conv is not a 1x1 conv
+    ("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|",
+     "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"),
+])
+def test_hand_made_different_cells_have_different_representatives(first, second):
+    assert NB201.representative(first) != NB201.representative(second)
+
+
+def _zero_output_by_paths(ops: tuple[str, ...]) -> bool:
+    """Brute force: the output is zero iff no input-to-output path avoids 'none' (edges in arch-string order)."""
+    edge = {(1, 0): ops[0], (2, 0): ops[1], (2, 1): ops[2], (3, 0): ops[3], (3, 1): ops[4], (3, 2): ops[5]}
+    paths = [[(3, 0)], [(1, 0), (3, 1)], [(2, 0), (3, 2)], [(1, 0), (2, 1), (3, 2)]]
+    return not any(all(edge[e] != "none" for e in path) for path in paths)
+
+
+def test_zero_output_agrees_with_path_enumeration_everywhere():
+    flags = [NB201.is_zero_output(i) for i in range(NB201.size)]
+    assert flags == [_zero_output_by_paths(NB201.genotype(i)) for i in range(NB201.size)]
+    assert sum(flags) == 341
+
+
+@pytest.mark.parametrize("arch, expected", [
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|", True),
+    ("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|", True),
+    ("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", False),
+])
+def test_zero_output_by_hand(arch, expected):
+    assert NB201.is_zero_output(arch) is expected
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv_5x5'"),
+    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "node 2 has 1 incoming edges"),
+    ("|none~0|+|none~0|none~1|", "2 node groups"),
+    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "must be 'op~0'"),
+])
+def test_bad_arch_strings_raise_clear_errors(bad, words):
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        NB201.index(bad)
+
+
+@pytest.mark.parametrize("bad", [15625, -1, 10 ** 9])
+def test_index_out_of_range(bad):
+    with pytest.raises(ValueError, match="out of range"):
+        NB201.arch(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, "3", None, True])
+def test_non_int_index(bad):
+    with pytest.raises(ValueError, match="must be an int"):
+        NB201.arch(bad)
+
+
+# ------------------------------------------------------------------------------------------------- build
+
+
+def _expected_params(arch: str, num_classes: int = 10, C: int = 16, N: int = 5) -> int:
+    """Parameter count from the NAS-Bench-201 macro skeleton, written out by hand."""
+    ops = NB201.genotype(arch)
+
+    def cell(c: int) -> int:
+        per_op = {"nor_conv_3x3": 9 * c * c + 2 * c, "nor_conv_1x1": c * c + 2 * c}
+        return sum(per_op.get(op, 0) for op in ops)
+
+    def reduction(c_in: int, c_out: int) -> int:
+        return (9 * c_in * c_out + 2 * c_out) + (9 * c_out * c_out + 2 * c_out) + c_in * c_out
+
+    stem = 3 * C * 9 + 2 * C
+    cells = N * (cell(C) + cell(2 * C) + cell(4 * C))
+    head = 2 * 4 * C + 4 * C * num_classes + num_classes
+    return stem + cells + reduction(C, 2 * C) + reduction(2 * C, 4 * C) + head
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_param_count_of_13714():
+    assert _params(NB201.build(13714)) == 1_073_466 == _expected_params(NB201.arch(13714))
+
+
+@pytest.mark.parametrize("arch", [
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    "|skip_connect~0|+|avg_pool_3x3~0|skip_connect~1|+|avg_pool_3x3~0|none~1|skip_connect~2|",
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+])
+def test_param_counts_match_the_hand_formula(arch):
+    assert _params(NB201.build(arch)) == _expected_params(arch)
+
+
+def test_param_free_cells_leave_only_skeleton_params():
+    free = _params(NB201.build("|skip_connect~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|"))
+    # stem 464 + reduction blocks 14,464 and 57,600 + last BN 128 + classifier 650
+    assert free == 464 + 14_464 + 57_600 + 128 + 650
+
+
+@pytest.mark.parametrize("num_classes, size, dataset", [(10, 32, "cifar10"), (100, 32, "cifar100"),
+                                                       (120, 16, "ImageNet16-120")])
+def test_output_shape_and_dataset(num_classes, size, dataset):
+    model = NB201.build(13714, num_classes=num_classes)
+    assert model.dataset == dataset
+    assert model.index == 13714
+    assert model(torch.rand(2, 3, size, size)).shape == (2, num_classes)
+    assert model(torch.rand(2, 3, 16, 16)).shape == (2, num_classes)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100", "ImageNet16-120"])
+def test_first_module_normalises_with_the_dataset_constants(dataset):
+    info = dataset_info(dataset)
+    model = NB201.build(13714, num_classes=info.num_classes, dataset=dataset).eval()
+    first = next(iter(model.children()))
+    x = torch.rand(2, 3, 8, 8)
+    mean = torch.tensor(info.mean).view(1, 3, 1, 1)
+    std = torch.tensor(info.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(first(x), (x - mean) / std)
+    # the whole network equals the same network fed pre-normalised pixels with the first layer skipped
+    with torch.no_grad():
+        direct = model(x)
+        rest = model.classifier(model.global_pooling(model.lastact(model.cells(model.stem((x - mean) / std))))
+                                .flatten(1))
+    torch.testing.assert_close(direct, rest)
+
+
+def test_no_in_place_operations():
+    model = NB201.build("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|skip_connect~2|")
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    assert relus and all(not m.inplace for m in relus)
+    assert all(not getattr(m, "inplace", False) for m in model.modules())
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_zero_output_arch_ignores_its_input(train):
+    model = NB201.build("|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|").train(train)
+    with torch.no_grad():
+        a = model(torch.rand(4, 3, 32, 32))
+        b = model(torch.rand(4, 3, 32, 32))
+    torch.testing.assert_close(a, b)
+    assert torch.allclose(a, a[:1].expand_as(a))
+
+
+def test_non_zero_output_arch_depends_on_its_input():
+    model = NB201.build(13714).eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(torch.rand(2, 3, 32, 32)), model(torch.rand(2, 3, 32, 32)))

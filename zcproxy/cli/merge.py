@@ -1,0 +1,26 @@
+"""``zcproxy merge``: combine score stores (e.g. the shards of a SLURM job array) into one."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "Merge score stores into OUT: identical rows are deduplicated, conflicting values are reported."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", metavar="OUT", help="store to merge into (created if absent)")
+    parser.add_argument("inputs", metavar="IN", nargs="+", help="stores to read")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import store
+
+    report = store.merge(args.out, args.inputs)
+    print(f"merged {len(args.inputs)} store(s) into {args.out}: {report.added} rows added, "
+          f"{report.duplicates} identical duplicates skipped, {report.failures_added} failures copied, "
+          f"{len(report.conflicts)} conflicts")
+    for c in report.conflicts[:50]:
+        print(f"  conflict arch {c['arch']} {c['proxy']} [{c['settings_hash']}]: kept {c['kept']!r}, "
+              f"{c['source']} has {c['other']!r}")
+    if len(report.conflicts) > 50:
+        print(f"  ... and {len(report.conflicts) - 50} more conflicts")
+    return 1 if report.conflicts else 0

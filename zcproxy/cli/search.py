@@ -1,0 +1,231 @@
+"""``zcproxy search``: proxy-guided search (random, REA, pruning) with the benchmark's verdict on the result."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from .score import assignment, options_dict, positive_int
+
+HELP = ("Search NAS-Bench-201 with a proxy, an ensemble or the benchmark truth (--oracle) under a budget of "
+        "proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
+STRATEGY_CHOICES = ("random", "rea", "prune")
+TARGETS = ("clean", "fgsm_3", "pgd_3", "fgsm_8", "pgd_8", "autoattack")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strategy", required=True, choices=STRATEGY_CHOICES,
+                        help="random sampling, regularized evolution, or TE-NAS-style pruning")
+    parser.add_argument("--proxy", help="proxy output to maximise (orientation from the registry); several "
+                        "comma-separated names make an equal-weight log-rank ensemble (needs --store)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="drive the search by the benchmark's true --target accuracy instead of a proxy")
+    parser.add_argument("--budget", type=positive_int, default=100, help="proxy evaluations (default 100)")
+    parser.add_argument("--seconds", type=_positive_float, help="also stop after this many compute seconds")
+    parser.add_argument("--store", help="score store (.sqlite) or its long CSV export; the search is restricted "
+                        "to the architectures scored there (stored values cost 0 s)")
+    parser.add_argument("--live", action="store_true", help="with --store: score missing architectures live "
+                        "and write them to the store (without --store every score is computed live)")
+    parser.add_argument("--setting", type=assignment, action="append", metavar="KEY=VALUE",
+                        help="select stored scores whose settings have this value (repeatable)")
+    parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "ImageNet16-120"))
+    parser.add_argument("--target", default="pgd_8", choices=TARGETS,
+                        help="true metric for --oracle, percentile and regret (default pgd_8 = PGD-8/255)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="search seed")
+    parser.add_argument("--score-seed", type=_non_negative_int, default=0,
+                        help="seed of live scoring (weights and batch), also selects stored scores")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="live scoring batch size")
+    parser.add_argument("--option", type=assignment, action="append", metavar="KEY=VALUE",
+                        help="proxy option for live scoring, e.g. eps=8/255 (repeatable)")
+    parser.add_argument("--stand-in", action="store_true", help="live scoring: CIFAR-10 images stand in")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", help="data folder (default $ZCPROXY_DATA, then ~/.cache/zcproxy)")
+    parser.add_argument("--population", type=positive_int, default=10, help="REA population (default 10)")
+    parser.add_argument("--sample-size", type=positive_int, default=3, help="REA tournament size (default 3)")
+    parser.add_argument("--samples-per-round", type=positive_int,
+                        help="pruning: new archs sampled per round (default (budget-1)/4)")
+    parser.add_argument("--pareto", action="store_true", help="also print the Pareto front of the evaluated archs "
+                        "over (clean score, robust score, cost)")
+    parser.add_argument("--pareto-proxies", default="ntk_clean,ntk_robust", metavar="CLEAN,ROBUST",
+                        help="clean- and robust-oriented proxy outputs for --pareto (oracle: true clean and "
+                        "--target accuracy)")
+    parser.add_argument("--cost", default="params", help="cost output minimised by --pareto (params or flops)")
+
+
+def _check(args: argparse.Namespace) -> list[str]:
+    if args.oracle and args.proxy:
+        raise ValueError("give either --proxy NAME or --oracle, not both")
+    if not args.oracle and not args.proxy:
+        raise ValueError("--proxy NAME[,NAME...] is required (or --oracle to search with the true accuracy)")
+    names = [p.strip() for p in (args.proxy or "").split(",") if p.strip()]
+    if args.proxy is not None and not names:
+        raise ValueError(f"--proxy {args.proxy!r} names no proxy output")
+    if len(names) > 1 and not args.store:
+        raise ValueError("an ensemble (--proxy with several names) ranks archs against the scored ones: "
+                         "it needs --store PATH")
+    if len(names) > 1 and args.live:
+        raise ValueError("--live works with one --proxy output, not an ensemble")
+    if args.live and args.store and args.store.lower().endswith(".csv"):
+        raise ValueError("--live writes new scores to the store: give a .sqlite store, not a CSV export")
+    if args.sample_size > args.population:
+        raise ValueError(f"--sample-size {args.sample_size} must not exceed --population {args.population}")
+    if args.oracle and (args.store or args.live):
+        raise ValueError("--oracle searches with the true accuracy; --store/--live do not apply")
+    return names
+
+
+def _truth(args: argparse.Namespace, required: bool):
+    from ..errors import DataNotFoundError
+    from ..truth import load_nasrobbench201
+
+    try:
+        return load_nasrobbench201(args.data_dir)
+    except DataNotFoundError as exc:
+        if required:
+            raise
+        print(f"note: no NAS-RobBench-201 truth ({exc}); true accuracies are not shown", file=sys.stderr)
+        return None
+
+
+def _source(args: argparse.Namespace, names: list[str], dataset: str, truth, stored, store):
+    from ..search import LiveSource, ensemble_source, oracle_source, store_source, stored_table
+
+    settings = options_dict(args.setting, "--setting") or None
+    if args.oracle:
+        return oracle_source(truth, dataset=dataset, metric=args.target)
+    if len(names) > 1:
+        values, degenerate = stored_table(stored, names, settings=settings)
+        return ensemble_source(values, {n: 1.0 for n in names}, degenerate=degenerate)
+    if store is not None or stored is None:
+        return LiveSource(names[0], dataset=dataset, seed=args.score_seed, batch_size=args.batch_size,
+                          stand_in=args.stand_in, options=options_dict(args.option), data_dir=args.data_dir,
+                          device=args.device, store=store)
+    return store_source(stored, names[0], settings=settings)
+
+
+def _pareto_rows(args, result, names, dataset, truth, stored) -> tuple[list[dict[str, Any]], int, float]:
+    """Evaluate (clean, robust, cost) on every evaluated arch and return the first front's rows."""
+    from ..search import Budget, LiveSource, Objective, oracle_source, pareto_front, store_source
+
+    settings = options_dict(args.setting, "--setting") or None
+
+    def proxy_source(output: str):
+        if stored is not None and not args.live:
+            return store_source(stored, output, settings=settings)
+        return LiveSource(output, dataset=dataset, seed=args.score_seed, batch_size=args.batch_size,
+                          stand_in=args.stand_in, options=options_dict(args.option), data_dir=args.data_dir,
+                          device=args.device)
+
+    if args.oracle:
+        clean_name, robust_name = "true clean", f"true {args.target}"
+        sources = [oracle_source(truth, dataset=dataset, metric="clean"),
+                   oracle_source(truth, dataset=dataset, metric=args.target)]
+    else:
+        pair = [p.strip() for p in args.pareto_proxies.split(",") if p.strip()]
+        if len(pair) != 2:
+            raise ValueError(f"--pareto-proxies needs two outputs CLEAN,ROBUST, got {args.pareto_proxies!r}")
+        clean_name, robust_name = pair
+        sources = [proxy_source(pair[0]), proxy_source(pair[1])]
+    sources.append(proxy_source(args.cost))
+    archs = [a for a in result.archs if all(a in s.domain for s in sources)]
+    if not archs:
+        raise ValueError("no evaluated architecture has all three Pareto criteria in the store")
+    objectives = [Objective(s, Budget(evaluations=len(archs))) for s in sources]
+
+    def raw_value(objective: Objective, arch: int) -> float:
+        objective(arch)
+        return objective.known(arch).value
+
+    points = [[objectives[0](a), objectives[1](a), raw_value(objectives[2], a)] for a in archs]
+    front = sorted(pareto_front(points, maximize=[True, True, False]), key=lambda i: -points[i][1])
+    rows = [{"arch": archs[i], clean_name: objectives[0].known(archs[i]).value,
+             robust_name: objectives[1].known(archs[i]).value, args.cost: points[i][2]} for i in front]
+    extra = sum(o.evaluations for o in objectives)
+    seconds = sum(o.compute_seconds for o in objectives)
+    return rows, extra, seconds
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .._datasets import dataset_info
+    from ..errors import ProxyError
+    from ..search import Budget, Objective, assess, read_scores
+    from ..search import run as run_search
+
+    names = _check(args)
+    dataset = dataset_info(args.dataset).name
+    truth = _truth(args, required=args.oracle)
+    stored = read_scores(args.store) if args.store and not args.live else None
+    store = None
+    if args.live and args.store:
+        from ..store import Store
+
+        store = Store(args.store)
+    try:
+        source = _source(args, names, dataset, truth, stored, store)
+        options: dict[str, Any] = {}
+        if args.strategy == "rea":
+            options = {"population": args.population, "sample_size": args.sample_size}
+        elif args.strategy == "prune" and args.samples_per_round:
+            options = {"samples_per_round": args.samples_per_round}
+        objective = Objective(source, Budget(args.budget, args.seconds))
+        try:
+            result = run_search(args.strategy, objective, seed=args.seed, **options)
+        except ProxyError as exc:
+            print(f"zcproxy search: {exc}", file=sys.stderr)
+            return 1
+        scope = (f"{len(source.domain)} scored architectures in {args.store} (search restricted to them)"
+                 if stored is not None else "all 6,466 representatives")
+        print(f"{args.strategy} search on {dataset}, objective {source.name}, over {scope}")
+        print(f"spent {result.evaluations} proxy evaluations (budget {args.budget}"
+              + (f", {args.seconds} s" if args.seconds else "") + f"), {result.compute_seconds:.2f} compute seconds")
+        chosen = result.history[[e.arch for e in result.history].index(result.chosen)] \
+            if result.chosen in result.archs else None
+        row: dict[str, Any] = {"arch": result.chosen, "objective value": None if chosen is None else chosen.value}
+        if truth is not None:
+            verdict = assess([result.chosen], truth, dataset=dataset, target=args.target).iloc[0]
+            row.update({"arch string": verdict["arch_str"], "clean %": _percent(verdict["clean"]),
+                        "PGD-8 %": _percent(verdict["pgd_8"]), "AutoAttack %": _percent(verdict["autoattack"]),
+                        f"{args.target} percentile": f"{verdict['percentile']:.2f}",
+                        f"{args.target} regret (pts)": f"{100 * verdict['regret']:.2f}"})
+        print(tabulate([row], headers="keys", tablefmt="github"))
+        if args.pareto:
+            rows, extra, seconds = _pareto_rows(args, result, names, dataset, truth, stored)
+            if truth is not None:
+                verdicts = assess([r["arch"] for r in rows], truth, dataset=dataset, target=args.target)
+                for r, (_, v) in zip(rows, verdicts.iterrows()):
+                    r.update({"clean %": _percent(v["clean"]), "PGD-8 %": _percent(v["pgd_8"]),
+                              "AutoAttack %": _percent(v["autoattack"])})
+            print(f"\nPareto front of the {result.evaluations} evaluated architectures "
+                  f"({extra} criterion evaluations, {seconds:.2f} s):")
+            print(tabulate(rows, headers="keys", tablefmt="github"))
+    finally:
+        if store is not None:
+            store.close()
+    return 0

@@ -1,0 +1,111 @@
+"""CRoZe: consistency of a network with its adversarially perturbed surrogate (Ha et al., NeurIPS 2023)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._hooks import check_batch, forward_hooks, replace_batchnorm, weighted_layers
+from ._registry import ProxyContext, proxy
+
+_SGD_LR = 1e-3  # the reference's one SGD step; only its direction survives the rescaling below
+_EPS = 1e-30
+
+
+@proxy("croze", needs=("data", "labels", "loss"), bn="train", dtype=torch.float64, cost="attack",
+       higher_is_better=True,
+       reference="Ha, Kim & Hwang, NeurIPS 2023 (CRoZe), HyeonjeongHa/CRoZe measures/croze.py",
+       defaults={"eps": 0.01, "weight_step": 2.0})
+def croze(ctx: ProxyContext) -> float:
+    """CRoZe = sum over Conv2d/Linear layers l of |W_l * G_l * F_l|, with cos(.,.) taken along dim 0:
+
+    - W_l = sum (1 + cos(W'_l, W_l)): weight consistency of the clean network and the robust surrogate,
+    - G_l = sum |cos(grad W'_l, grad W_l)|: gradient alignment, grad W from CE(f(x), y) and grad W' from
+      CE(f'(x'), y),
+    - F_l = sum (1 + cos(h'_l(x'), h_l(x))): feature consistency, h_l = layer l's output, the cosine
+      running over the batch.
+
+    Set-up as the reference: BatchNorm layers are removed (the reference's ``bn=False`` copy), every
+    parameter and buffer is replaced by its absolute value, and all runs in float64 (the BN-free
+    |weights| network overflows float32). Surrogate f': one gradient-ascent direction d_l of the CE loss
+    per weight matrix (dim > 1), rescaled to the weight's norm: W'_l = W_l + ``weight_step`` * ||W_l|| *
+    d_l / ||d_l|| (``weight_step`` = 2.0). Adversarial input x' = clip(x + eps * sign(grad_x CE(f'(x), y)),
+    0, 1) in [0, 1] pixel space, ``eps`` = 0.01.
+
+    Deviations (documented choices): h_l is each layer's own output (the reference pairs layers with the
+    output of their NB201 stage, a space-specific choice); x' ascends the loss as in the paper (the
+    reference code steps ``x - eps * sign``); the surrogate's gradient is zeroed before the final
+    backward (the reference keeps the FGSM gradient in it). A network whose layers get no gradient
+    scores 0.0, flagged ``degenerate``.
+    """
+    eps, step = float(ctx.options["eps"]), float(ctx.options["weight_step"])
+    if eps < 0 or step < 0:
+        raise ValueError(f"croze: eps and weight_step must be >= 0, got eps={eps}, weight_step={step}")
+    x = check_batch(ctx.x, "croze").to(torch.float64)
+    y = ctx.y
+    clean = ctx.model_copy(dtype=torch.float64)
+    replace_batchnorm(clean)
+    with torch.no_grad():
+        for t in clean.state_dict().values():
+            if t.is_floating_point():
+                t.abs_()
+    robust = copy.deepcopy(clean)
+    _ascend_weights(robust, x, y, step)
+    x_adv = _fgsm(robust, x, y, eps)
+
+    clean_out, clean_grads = _outputs_and_grads(clean, x, y)
+    robust_out, robust_grads = _outputs_and_grads(robust, x_adv, y)
+    total = 0.0
+    weights = dict(weighted_layers(robust))
+    for name, layer in weighted_layers(clean):
+        g, g_adv = clean_grads.get(name), robust_grads.get(name)
+        if g is None or g_adv is None or name not in clean_out or name not in robust_out:
+            continue
+        w_sim = (1 + F.cosine_similarity(weights[name].weight.detach(), layer.weight.detach(), dim=0)).sum()
+        g_sim = F.cosine_similarity(g_adv, g, dim=0).abs().sum()
+        f_sim = (1 + F.cosine_similarity(robust_out[name], clean_out[name], dim=0)).sum()
+        total += float((w_sim * g_sim * f_sim).abs())
+    if total == 0.0:
+        ctx.flag("degenerate")
+    return total
+
+
+def _ascend_weights(model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: float) -> None:
+    """W <- W + step * ||W|| * d / (||d|| + tiny), d = one SGD step on -CE (weights with dim > 1)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and "weight" in n]
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    with torch.no_grad():
+        for _, p in params:
+            if p.grad is None:
+                continue
+            d = _SGD_LR * p.grad
+            p.add_(step * p.norm() / (d.norm() + _EPS) * d)
+    model.zero_grad(set_to_none=True)
+
+
+def _fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    """x + eps * sign(grad_x CE), clipped to [0, 1]; the model's parameter gradients are left cleared."""
+    x_in = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(x_in), y), x_in)
+    return (x + eps * grad.sign()).clamp(0.0, 1.0).detach()
+
+
+def _outputs_and_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Each Conv2d/Linear layer's (first) output and its weight gradient of CE(model(x), y)."""
+    layers = weighted_layers(model)
+    names = {id(m): n for n, m in layers}
+    outs: dict[str, torch.Tensor] = {}
+
+    def hook(m: nn.Module, _inp: tuple, out: object) -> None:
+        outs.setdefault(names[id(m)], out.detach())
+
+    model.zero_grad(set_to_none=True)
+    with forward_hooks([m for _, m in layers], hook):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    grads = {n: m.weight.grad.detach() for n, m in layers if m.weight.grad is not None}
+    return outs, grads

@@ -1,0 +1,27 @@
+"""Random search: evaluate uniformly drawn representatives until the budget is spent; keep the best."""
+from __future__ import annotations
+
+import numpy as np
+
+from .objective import Objective
+from .result import SearchResult
+
+
+def _rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def random_search(objective: Objective, *, seed: int = 0) -> SearchResult:
+    """Sample distinct representatives of the objective's domain uniformly without replacement
+    (Li & Talwalkar, UAI 2019 baseline); return the best evaluated one."""
+    rng = _rng(seed)
+    seen: set[int] = set()
+    while not objective.exhausted:
+        arch = objective.domain.sample(rng, exclude=seen)
+        if arch is None:
+            break
+        seen.add(arch)
+        objective(arch)
+    return SearchResult.from_objective("random", objective, seed, objective.best().arch)

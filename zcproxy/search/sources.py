@@ -1,0 +1,230 @@
+"""Sources of objective values: a fixed table (stored scores, an ensemble, the benchmark truth for the
+oracle) or live scoring with ``zcproxy.score`` (optionally cached in a store).
+
+Table lookups cost 0 compute seconds; live scoring costs its measured wall time. Every source works on
+isomorphism representatives and exposes the :class:`~zcproxy.search.domain.Domain` it can evaluate.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..space import NB201
+from .domain import Domain
+
+
+def orientation_of(output: str, override: Mapping[str, bool] | None = None) -> bool:
+    """higher_is_better of a proxy output: ``override`` first, else the proxy registry."""
+    if override and output in override:
+        return bool(override[output])
+    from .. import proxies
+
+    known = proxies.outputs()
+    if output not in known:
+        raise ValueError(f"unknown proxy output {output!r}: not in the proxy registry "
+                         f"({', '.join(sorted(known))}); pass orientation={{{output!r}: True|False}} for other columns")
+    return known[output][1]
+
+
+class TableSource:
+    """Values from a fixed table keyed by architecture (stored scores, ensemble, oracle); 0 s per lookup."""
+
+    def __init__(self, name: str, values: Mapping[int, float] | pd.Series, *, higher_is_better: bool = True,
+                 degenerate: Iterable[int] = (), domain: Iterable[int] | None = None):
+        items = values.items() if isinstance(values, (pd.Series, dict)) else dict(values).items()
+        by_rep: dict[int, float] = {}
+        for arch, value in items:
+            index = NB201.resolve(int(arch))
+            value = float(value)
+            if math.isnan(value):
+                raise ValueError(f"{name}: value of architecture {index} is NaN; drop it or fix the table")
+            rep = NB201.representative(index)
+            if index == rep or rep not in by_rep:
+                by_rep[rep] = value
+        if domain is not None:
+            allowed = set(Domain(domain).representatives.tolist())
+            by_rep = {a: v for a, v in by_rep.items() if a in allowed}
+        self.name = name
+        self.higher_is_better = bool(higher_is_better)
+        self.values = by_rep
+        self.degenerate = frozenset(NB201.representative(NB201.resolve(int(a))) for a in degenerate)
+        self.domain = Domain(by_rep)
+
+    def lookup(self, rep: int) -> tuple[float, float, bool]:
+        return self.values[rep], 0.0, rep in self.degenerate
+
+
+class LiveSource:
+    """Scores one proxy output with ``zcproxy.score``; with a store, stored values are reused (0 s) and new
+    ones written back. Settings (and the store key) come from ``zcproxy.scoring.planned_settings``."""
+
+    def __init__(self, output: str, *, dataset: str = "cifar10", seed: int = 0, batch_size: int = 64,
+                 stand_in: bool = False, options: Mapping[str, Any] | None = None, data_dir: str | None = None,
+                 device: str = "cpu", store: Any = None, domain: Iterable[int] | None = None,
+                 orientation: Mapping[str, bool] | None = None):
+        from .. import proxies
+        from ..scoring import planned_settings
+
+        known = proxies.outputs()
+        if output not in known:
+            raise ValueError(f"unknown proxy output {output!r}; available: {', '.join(sorted(known))}")
+        self.output = output
+        self.proxy = known[output][0]
+        self.name = output
+        self.higher_is_better = orientation_of(output, orientation)
+        self.domain = Domain(domain)
+        self._kwargs = dict(dataset=dataset, seed=seed, batch_size=batch_size, stand_in=stand_in,
+                            data_dir=data_dir, device=device, **dict(options or {}))
+        self.store = store
+        self.settings = planned_settings(self.proxy, dataset=dataset, seed=seed, batch_size=batch_size,
+                                         stand_in=stand_in, **dict(options or {}))
+        if store is not None:
+            from ..store import settings_hash
+
+            self.settings_hash = settings_hash(self.settings)
+
+    def lookup(self, rep: int) -> tuple[float, float, bool]:
+        if self.store is not None:
+            stored = self.store.get(rep, self.output, self.settings_hash)
+            if stored is not None:
+                return stored, 0.0, NB201.is_zero_output(rep)
+        from ..scoring import score
+
+        start = time.perf_counter()
+        results = score(rep, [self.proxy], **self._kwargs)
+        seconds = time.perf_counter() - start
+        if self.store is not None:
+            self.store.put(rep, results, device=str(self._kwargs["device"]))
+        result = results[self.output]
+        return result.value, seconds, result.degenerate
+
+
+# ------------------------------------------------------------------------------------------ stored scores
+
+
+def read_scores(path: str | os.PathLike) -> pd.DataFrame:
+    """Long score table of a store (``.sqlite``) or of its long CSV export (columns arch, proxy, value, ...)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"score store {path} does not exist; score architectures first "
+                                "(`zcproxy score --store PATH`) or pass the right --store")
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path)
+        missing = [c for c in ("arch", "proxy", "value") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path}: a long score CSV needs columns arch, proxy, value; it lacks {missing}")
+        if "flags" in frame.columns:
+            frame["flags"] = [tuple(json.loads(f)) if isinstance(f, str) else () for f in frame["flags"]]
+        if "settings" in frame.columns:
+            frame["settings"] = [json.loads(s) if isinstance(s, str) else {} for s in frame["settings"]]
+        return frame
+    from ..store import load
+
+    return load(path)
+
+
+def stored_table(scores: pd.DataFrame, outputs: Sequence[str], *,
+                 settings: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(values, degenerate flags): wide frames, index arch, one column per output, from a long score table.
+
+    ``settings`` keeps rows whose settings agree on every listed key they have; an output stored under
+    several settings hashes after filtering raises ValueError asking for a filter.
+    """
+    frame = scores[scores["proxy"].isin(list(outputs))]
+    if settings and "settings" in frame.columns:
+        frame = frame[[all(s.get(k, v) == v for k, v in settings.items()) for s in frame["settings"]]]
+    absent = [o for o in outputs if o not in set(frame["proxy"])]
+    if absent:
+        have = sorted(set(scores["proxy"]))
+        raise ValueError(f"no stored scores for {absent}" + (f" with settings {dict(settings)}" if settings else "")
+                         + f"; the store has: {', '.join(have) or 'nothing'}")
+    if "settings_hash" in frame.columns:
+        for output, group in frame.groupby("proxy"):
+            if group["settings_hash"].nunique() > 1:
+                raise ValueError(f"proxy output {output!r} is stored under {group['settings_hash'].nunique()} "
+                                 "different settings; choose one with a settings filter (CLI: --setting key=value)")
+    flags = frame["flags"] if "flags" in frame.columns else pd.Series([()] * len(frame), index=frame.index)
+    frame = frame.assign(degenerate=[("degenerate" in f) or not math.isfinite(v)
+                                     for f, v in zip(flags, frame["value"])])
+    values = frame.pivot(index="arch", columns="proxy", values="value")[list(outputs)]
+    degenerate = frame.pivot(index="arch", columns="proxy", values="degenerate")[list(outputs)]
+    return values, degenerate.fillna(False).astype(bool)
+
+
+def store_source(scores: pd.DataFrame, output: str, *, settings: Mapping[str, Any] | None = None,
+                 orientation: Mapping[str, bool] | None = None) -> TableSource:
+    """Stored values of one proxy output; the domain is the set of scored architectures."""
+    values, degenerate = stored_table(scores, [output], settings=settings)
+    column = values[output].dropna()
+    flagged = degenerate[output].reindex(column.index).fillna(False)
+    return TableSource(output, column, higher_is_better=orientation_of(output, orientation),
+                       degenerate=column.index[flagged.to_numpy(bool)])
+
+
+def logrank_aggregate(values: pd.DataFrame, weights: Mapping[str, float], *,
+                      orientation: Mapping[str, bool] | None = None,
+                      degenerate: pd.DataFrame | None = None) -> pd.Series:
+    """Weighted mean-of-log-ranks ensemble (AZ-NAS, Lee & Ham CVPR 2024): Σ_i w_i log(rank_i / M) / Σ_i w_i.
+
+    Ranks are ascending with the better value ranked higher (1..M over the M rows with every member
+    present, ties averaged); degenerate or non-finite values rank lowest. Higher output is better.
+    """
+    from scipy.stats import rankdata
+
+    members = list(weights)
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    bad = {m: w for m, w in weights.items() if not (math.isfinite(float(w)) and float(w) >= 0)}
+    if bad or sum(float(w) for w in weights.values()) <= 0:
+        raise ValueError(f"ensemble weights must be non-negative with a positive sum, got {dict(weights)}")
+    table = values[members].dropna()
+    if table.empty:
+        raise ValueError(f"no architecture has a value for every ensemble member {members}")
+    total = np.zeros(len(table))
+    for m in members:
+        column = table[m].to_numpy(dtype=np.float64)
+        oriented = column if orientation_of(m, orientation) else -column
+        broken = ~np.isfinite(oriented)
+        if degenerate is not None and m in degenerate:
+            broken |= degenerate[m].reindex(table.index).fillna(False).to_numpy(bool)
+        oriented = np.where(broken, -np.inf, oriented)
+        total += float(weights[m]) * np.log(rankdata(oriented, method="average") / len(table))
+    return pd.Series(total / sum(float(w) for w in weights.values()), index=table.index, name="ensemble")
+
+
+def ensemble_source(values: pd.DataFrame, ensemble: Any, *, orientation: Mapping[str, bool] | None = None,
+                    degenerate: pd.DataFrame | None = None) -> TableSource:
+    """An ensemble over stored scores: a fitted ``zcproxy.validate.ensemble`` object (``.members``,
+    ``.predict(frame)``) or ``{output: weight}`` / ``[(output, weight), ...]`` aggregated by
+    :func:`logrank_aggregate`. Ranks are relative to the scored architectures, so ensembles need a store."""
+    if hasattr(ensemble, "predict") and hasattr(ensemble, "members"):
+        members = list(ensemble.members)
+        table = values[members].dropna()
+        predicted = pd.Series(np.asarray(ensemble.predict(table), dtype=np.float64), index=table.index)
+        name = "ensemble(" + "+".join(members) + ")"
+        return TableSource(name, predicted.dropna(), higher_is_better=True)
+    weights = dict(ensemble)
+    aggregated = logrank_aggregate(values, weights, orientation=orientation, degenerate=degenerate)
+    name = "logrank(" + "+".join(weights) + ")"
+    return TableSource(name, aggregated, higher_is_better=True)
+
+
+def oracle_source(truth: pd.DataFrame, *, dataset: str = "cifar10", metric: str = "pgd_8",
+                  domain: Iterable[int] | None = None) -> TableSource:
+    """The benchmark's true accuracy as the objective (oracle mode), over representatives."""
+    column = (dataset, metric)
+    if column not in truth.columns:
+        raise ValueError(f"the truth table has no column {column}; it has "
+                         f"{sorted({c for c in truth.columns if c[0] != 'arch'})}")
+    reps = np.asarray(NB201.unique())
+    values = truth[column].reindex(reps)
+    if values.isna().any():
+        raise ValueError(f"the truth table lacks {column} for {int(values.isna().sum())} representatives")
+    return TableSource(f"oracle:{dataset}/{metric}", values, higher_is_better=True, domain=domain)
