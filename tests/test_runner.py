@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import zcproxy
 import zcproxy.proxies as proxies
@@ -70,7 +71,8 @@ def test_shards_partition_the_sorted_archs_exactly_once():
     shards = [runner.shard_archs(archs, i, 3) for i in range(3)]
     flat = sorted(a for s in shards for a in s)
     assert flat == sorted(set(archs))
-    assert shards[0] == [0, 8, 42, 15624] and shards[1] == [3, 17, 999] and shards[2] == [7, 50]
+    # sorted distinct: 0 3 7 8 17 42 50 999 15624 -> positions mod 3
+    assert shards[0] == [0, 8, 50] and shards[1] == [3, 17, 999] and shards[2] == [7, 42, 15624]
     assert [runner.shard_archs(list(reversed(archs)), i, 3) for i in range(3)] == shards
     for bad in ((3, 3), (-1, 2), (0, 0)):
         with pytest.raises(ValueError, match="0 <= i < n"):
@@ -178,10 +180,12 @@ def _cheap(names=("params", "flops", "nwot", "grad_norm")) -> list[str]:
 
 
 def test_two_workers_equal_one_worker_bit_for_bit(tmp_path, fake_data):
-    archs = [0, 17, 1462, 13714]
+    archs = [0, 17, 1462]
     names = _cheap()
-    kwargs = dict(batch_size=4, data_dir=fake_data, progress=False)
+    kwargs = dict(batch_size=4, data_dir=fake_data, progress=False, threads=1)
+    torch_threads = torch.get_num_threads()
     one = runner.run(archs, names, store=tmp_path / "one.sqlite", workers=1, **kwargs)
+    assert torch.get_num_threads() == torch_threads  # the inline run restores the caller's thread count
     two = runner.run(archs, names, store=tmp_path / "two.sqlite", workers=2, **kwargs)
     assert one.ok and two.ok and one.scored == two.scored == len(archs)
     a, b = load(tmp_path / "one.sqlite"), load(tmp_path / "two.sqlite")
@@ -215,7 +219,7 @@ _SLOW_RUN = textwrap.dedent("""
     from zcproxy import runner
     original = runner._score_arch
     def slow(job, arch, names):
-        time.sleep(0.05)
+        time.sleep(0.2)
         return original(job, arch, names)
     runner._score_arch = slow
     runner.run(list(range(int(sys.argv[2]))), "params", store=sys.argv[1], progress=False)
@@ -234,13 +238,13 @@ def _rows(path: Path) -> int:
 
 
 def test_resume_after_sigkill_completes_every_arch_exactly_once(tmp_path):
-    store, total = tmp_path / "s.sqlite", 300
+    store, total = tmp_path / "s.sqlite", 36
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen([sys.executable, "-c", _SLOW_RUN, str(store), str(total)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while _rows(store) < 20 and child.poll() is None and time.monotonic() < deadline:
+        while _rows(store) < 6 and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert child.poll() is None, f"child ended early: {child.communicate()[1].decode()[-2000:]}"
         child.send_signal(signal.SIGKILL)
@@ -250,7 +254,7 @@ def test_resume_after_sigkill_completes_every_arch_exactly_once(tmp_path):
             child.kill()
             child.wait()
     written = _rows(store)
-    assert 20 <= written < total
+    assert 6 <= written < total
     resumed = runner.run(list(range(total)), "params", store=store, progress=False)
     assert resumed.skipped == written and resumed.scored == total - written
     conn = sqlite3.connect(store)

@@ -27,7 +27,10 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
 
 
-def tiny(arch: int = 1462) -> nn.Module:
+MIXED = "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|skip_connect~1|nor_conv_3x3~2|"
+
+
+def tiny(arch: int | str = MIXED) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2)
         return NB201.build(arch, C=4, N=1)
@@ -64,7 +67,7 @@ def test_proxy_keeps_model_is_deterministic_and_nan_free(name, batch):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("arch", [13714, 1462])
+@pytest.mark.parametrize("arch", [13714, MIXED])
 def test_all_proxies_on_real_nb201_and_cifar10(arch, data_dir):
     torch.set_num_threads(2)
     out = zcproxy.score(arch, "all", batch_size=16, data_dir=str(data_dir))

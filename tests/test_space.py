@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from zcproxy._datasets import dataset_info
+from zcproxy.cli import main
 from zcproxy.space import NB201, OPS
+from zcproxy.space._cost import count_flops, count_params
 
 # ------------------------------------------------------------------------------------- real-data oracles
 
@@ -235,3 +237,103 @@ def test_non_zero_output_arch_depends_on_its_input():
     model = NB201.build(13714).eval()
     with torch.no_grad():
         assert not torch.allclose(model(torch.rand(2, 3, 32, 32)), model(torch.rand(2, 3, 32, 32)))
+
+
+# ------------------------------------------------------------------------------------------ cost counting
+
+
+def _expected_flops(arch: str, num_classes: int = 10, C: int = 16, N: int = 5, size: int = 32) -> int:
+    """Multiply-adds of every conv and the classifier, written out by hand."""
+    ops = NB201.genotype(arch)
+
+    def cell(c: int, hw: int) -> int:
+        per_op = {"nor_conv_3x3": hw * hw * c * c * 9, "nor_conv_1x1": hw * hw * c * c}
+        return sum(per_op.get(op, 0) for op in ops)
+
+    def reduction(c_in: int, c_out: int, hw_out: int) -> int:
+        return hw_out * hw_out * (c_out * c_in * 9 + c_out * c_out * 9 + c_out * c_in)
+
+    stem = size * size * C * 3 * 9
+    cells = N * (cell(C, size) + cell(2 * C, size // 2) + cell(4 * C, size // 4))
+    head = 4 * C * num_classes + num_classes
+    return stem + cells + reduction(C, 2 * C, size // 2) + reduction(2 * C, 4 * C, size // 4) + head
+
+
+def test_flops_of_13714_match_nas_bench_201():
+    flops = count_flops(NB201.build(13714), (1, 3, 32, 32))
+    assert abs(flops / 1e6 - 153.27) < 0.01
+    assert flops == _expected_flops(NB201.arch(13714))
+
+
+@pytest.mark.parametrize("arch, num_classes, size", [
+    ("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", 10, 32),
+    ("|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|", 100, 32),
+    ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", 120, 16),
+])
+def test_flops_match_the_hand_formula(arch, num_classes, size):
+    model = NB201.build(arch, num_classes=num_classes)
+    assert count_flops(model, (1, 3, size, size)) == _expected_flops(arch, num_classes, size=size)
+    assert count_flops(model, (3, 3, size, size)) == _expected_flops(arch, num_classes, size=size)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_flop_counting_restores_modes_and_removes_hooks(train):
+    model = NB201.build(13714).train(train)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    count_flops(model)
+    assert all(m.training is train for m in model.modules())
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())  # BN running stats untouched
+
+
+def test_count_params_and_bad_input_size():
+    model = NB201.build(13714)
+    assert count_params(model) == 1_073_466
+    with pytest.raises(ValueError, match="input_size must be"):
+        count_flops(model, (3, 32, 32))
+
+
+# ------------------------------------------------------------------------------------------ zcproxy arch
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("ZCPROXY_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def test_cli_arch_without_data(no_data, capsys):
+    assert main(["arch", "13714"]) == 0
+    out = capsys.readouterr().out
+    assert NB201.arch(13714) in out and "1,073,466" in out and "153.27 M" in out
+    assert "NAS-RobBench-201, adversarially trained: not available" in out
+
+
+def test_cli_arch_by_string_shows_its_class(no_data, capsys):
+    arch = NB201.arch(25)
+    members = [i for i in range(NB201.size) if NB201.canonical(i) == NB201.canonical(25)]
+    assert main(["arch", arch]) == 0
+    out = capsys.readouterr().out
+    assert f"representative          {min(members)}" in out
+    assert len(members) > 12  # the listing shows the first 12 members
+    assert f"{len(members)} architecture(s): {', '.join(map(str, members[:12]))}, ..." in out
+
+
+@pytest.mark.parametrize("bad, words", [("15625", "out of range"), ("foo", "neither an index"),
+                                        ("|none~0|+|none~0|", "node groups")])
+def test_cli_arch_bad_input(no_data, capsys, bad, words):
+    assert main(["arch", bad]) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_cli_arch_with_truth(data_dir, capsys, monkeypatch):
+    monkeypatch.setenv("ZCPROXY_DATA", str(data_dir))
+    from zcproxy.truth import load_nasrobbench201, load_nb201
+
+    robust, clean = load_nasrobbench201(data_dir), load_nb201(data_dir)
+    assert main(["arch", "13714"]) == 0
+    out = capsys.readouterr().out
+    assert f"{robust.loc[13714, ('cifar10', 'pgd_8')] * 100:.2f}" in out
+    assert f"{robust.loc[13714, ('ImageNet16-120', 'autoattack')] * 100:.2f}" in out
+    assert f"{clean.loc[13714, ('cifar100', 'clean')] * 100:.2f}" in out

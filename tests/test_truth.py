@@ -40,6 +40,11 @@ def truth_values() -> dict[int, dict[tuple[str, str], float]]:
             for rep in NB201.unique()}
 
 
+@pytest.fixture(scope="module")
+def html_table(truth_values) -> dict:
+    return _html_table(truth_values)
+
+
 def _html_table(values) -> dict:
     labels = [f"{_FILE_DATASETS[d]}#{_HTML_METRICS[m]}" for d, m in COLUMNS]
     order = list(range(18))
@@ -99,15 +104,15 @@ def _check_frame(frame: pd.DataFrame, values) -> None:
 # ------------------------------------------------------------------------------------------- html layout
 
 
-def test_html_layout_maps_labels_and_fills_isomorphs(isolated, truth_values):
-    _write_html(isolated, _html_table(truth_values))
+def test_html_layout_maps_labels_and_fills_isomorphs(isolated, truth_values, html_table):
+    _write_html(isolated, html_table)
     frame = load_nasrobbench201(isolated)
     _check_frame(frame, truth_values)
-    assert frame.drop(columns="arch").to_numpy().dtype == np.float64
+    assert frame.drop(columns="arch", level="dataset").to_numpy().dtype == np.float64
 
 
-def test_loaders_return_independent_frames(isolated, truth_values):
-    _write_html(isolated, _html_table(truth_values))
+def test_loaders_return_independent_frames(isolated, truth_values, html_table):
+    _write_html(isolated, html_table)
     first = load_nasrobbench201(isolated)
     first.loc[:, ("cifar10", "clean")] = -1.0
     assert load_nasrobbench201(isolated).loc[0, ("cifar10", "clean")] == truth_values[0][("cifar10", "clean")]
@@ -145,23 +150,23 @@ def _corrupt(table: dict, how: str) -> dict:
     ("bad label", "column label 'cifar10#val_xyz_acc'"),
     ("bad id", "architecture id 'abc' is not an integer"),
 ])
-def test_html_errors_name_the_file_and_problem(isolated, truth_values, how, words):
-    path = _write_html(isolated, _corrupt(_html_table(truth_values), how))
+def test_html_errors_name_the_file_and_problem(isolated, html_table, how, words):
+    path = _write_html(isolated, _corrupt(html_table, how))
     with pytest.raises(DataFormatError, match=words) as info:
         load_nasrobbench201(isolated)
     assert str(path) in str(info.value)
 
 
-def test_html_truncated_file(isolated, truth_values):
-    path = _write_html(isolated, _html_table(truth_values))
+def test_html_truncated_file(isolated, html_table):
+    path = _write_html(isolated, html_table)
     path.write_text(path.read_text()[: len(path.read_text()) // 2])
     with pytest.raises(DataFormatError, match="truncated"):
         load_nasrobbench201(isolated)
 
 
-def test_html_without_acc_prefix(isolated, truth_values):
+def test_html_without_acc_prefix(isolated, html_table):
     path = isolated / "nasrobbench201" / "NAS-RobBench-201_html.json"
-    path.write_text(json.dumps(_html_table(truth_values)))
+    path.write_text(json.dumps(html_table))
     with pytest.raises(DataFormatError, match="does not start with 'acc='"):
         load_nasrobbench201(isolated)
 
@@ -176,7 +181,7 @@ def test_full_layout_uses_threeseed_and_single_run_autoattack(isolated, truth_va
 
 def test_full_layout_without_autoattack_warns_and_leaves_nan(isolated, truth_values):
     _write_full(isolated, _full_results(truth_values, with_autoattack=False))
-    with pytest.warns(UserWarning, match="no cifar10 'autoattack' results"):
+    with pytest.warns(UserWarning, match="no results for cifar10 'autoattack' .*ImageNet16-120 'autoattack'"):
         frame = load_nasrobbench201(isolated, layout="full")
     assert frame[[(d, "autoattack") for d in DATASETS]].isna().all().all()
     assert frame.loc[13714, ("cifar10", "pgd_8")] == truth_values[13714][("cifar10", "pgd_8")]
@@ -198,11 +203,17 @@ def test_full_layout_errors(isolated, truth_values):
     _write_full(isolated, res)
     with pytest.raises(DataFormatError, match="'pgd_8' is present for 6465 of the 6466"):
         load_nasrobbench201(isolated)
+    res = _full_results(truth_values)
+    for entry in res["cifar100"].values():
+        entry["val_fgsm_3_accuracy"] = entry.pop("val_fgsm_3.0_acc")
+    _write_full(isolated, res)
+    with pytest.raises(DataFormatError, match="no results for cifar100 'fgsm_3'"):
+        load_nasrobbench201(isolated)
 
 
-def test_layout_preference_and_override(isolated, truth_values):
+def test_layout_preference_and_override(isolated, truth_values, html_table):
     shifted = {rep: {col: round(v / 2, 4) for col, v in row.items()} for rep, row in truth_values.items()}
-    _write_html(isolated, _html_table(truth_values))
+    _write_html(isolated, html_table)
     _write_full(isolated, _full_results(shifted))
     _check_frame(load_nasrobbench201(isolated), truth_values)
     _check_frame(load_nasrobbench201(isolated, layout="full"), shifted)
@@ -315,4 +326,3 @@ def test_real_nb201(data_dir):
         assert frame.loc[i, ("cifar10", "clean")] == pytest.approx(float(rows[i]["CIFAR10TestAccuracy200Epochs"]) / 100)
         assert frame.loc[i, ("ImageNet16-120", "clean")] == pytest.approx(
             float(rows[i]["ImageNetTestAccuracy200Epochs"]) / 100)
-    assert frame[("cifar10", "clean")].idxmax() == 13714  # NAS-Bench-201's best CIFAR-10 cell

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +30,8 @@ from ._datasets import dataset_info
 from ._paths import data_dirs
 from .errors import DataFormatError, DataNotFoundError
 
-__all__ = ["Batch", "load_cifar10", "load_cifar100", "load_imagenet16", "load_split", "proxy_batch", "iterate"]
+__all__ = ["Batch", "load_cifar10", "load_cifar100", "load_imagenet16", "load_split", "proxy_batch", "iterate",
+           "downsample2x"]
 
 SPLITS = ("train", "test")
 
@@ -235,10 +236,19 @@ def downsample2x(images: torch.Tensor | np.ndarray) -> np.ndarray:
     return ((total + 2) // 4).astype(np.uint8)
 
 
-def _split_source(dataset: str, split: str, data_dir, stand_in: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Arrays (read-only, possibly shared) and provenance of a split, with the CIFAR-10 stand-in if allowed."""
+def _keep(images: np.ndarray) -> np.ndarray:
+    return images
+
+
+def _split_source(dataset: str, split: str, data_dir, stand_in: bool
+                  ) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray], dict]:
+    """Read-only (possibly shared) arrays of a split, the resize to apply to selected images, and provenance.
+
+    Falls back to the CIFAR-10 stand-in when allowed; its images are 2x2-pooled only once selected.
+    """
     info = dataset_info(dataset)
     _check_split(split)
+    resize = _keep
     try:
         x, y, paths = _arrays(info.name, split, data_dir)
         source, used_stand_in = f"{info.name} {split} images", False
@@ -246,16 +256,16 @@ def _split_source(dataset: str, split: str, data_dir, stand_in: bool) -> tuple[n
         if not stand_in or info.name == "cifar10":
             raise
         x, y, paths = _arrays("cifar10", split, data_dir)
-        if info.image_size != 32:
-            x = downsample2x(x)
+        if info.image_size != x.shape[-1]:
+            resize = downsample2x
         source = f"cifar10 {split} images standing in for {info.name} (labels are the CIFAR-10 labels 0..9)"
         used_stand_in = True
     meta = {
         "dataset": info.name, "split": split, "stand_in": used_stand_in, "source": source,
-        "image_size": int(x.shape[-1]), "num_classes": info.num_classes,
+        "image_size": info.image_size, "num_classes": info.num_classes,
         "label_classes": 10 if used_stand_in else info.num_classes, "files": [str(p) for p in paths],
     }
-    return x, y, meta
+    return x, y, resize, meta
 
 
 def load_split(dataset: str, split: str = "train", data_dir: str | os.PathLike | None = None,
@@ -266,8 +276,8 @@ def load_split(dataset: str, split: str = "train", data_dir: str | os.PathLike |
     average-pooled to 16x16 for ImageNet16-120) with their CIFAR-10 labels, which are valid targets for any
     head with at least 10 classes; ``meta["stand_in"]`` then is True and ``meta["source"]`` says so.
     """
-    x, y, meta = _split_source(dataset, split, data_dir, stand_in)
-    images, labels = _to_tensors(x, y)
+    x, y, resize, meta = _split_source(dataset, split, data_dir, stand_in)
+    images, labels = _to_tensors(resize(x), y)
     return images, labels, meta
 
 
@@ -318,10 +328,10 @@ def proxy_batch(dataset: str = "cifar10", n: int = 64, seed: int = 0, *, split: 
     seed = _check_count("seed", seed, 0)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
-    x, y, meta = _split_source(dataset, split, data_dir, stand_in)
+    x, y, resize, meta = _split_source(dataset, split, data_dir, stand_in)
     rng = np.random.default_rng(seed)
     idx = _pick(y, n, rng, balanced, meta["label_classes"], f"the {meta['source']}")
-    images = torch.from_numpy(x[idx]).to(device=device, dtype=dtype).div_(255.0)
+    images = torch.from_numpy(resize(x[idx])).to(device=device, dtype=dtype).div_(255.0)
     labels = torch.from_numpy(y[idx]).to(device=device)
     batch_meta = {"dataset": meta["dataset"], "n": n, "seed": seed, "split": split, "balanced": bool(balanced),
                   "stand_in": meta["stand_in"], "source": meta["source"], "image_size": meta["image_size"],
@@ -335,11 +345,11 @@ def iterate(dataset: str, split: str = "train", batch_size: int = 256, *, shuffl
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(x in [0, 1], y)`` mini-batches covering a split once (one epoch), seeded order if ``shuffle``."""
     batch_size = _check_count("batch_size", batch_size, 1)
-    x, y, _ = _split_source(dataset, split, data_dir, stand_in)
+    x, y, resize, _ = _split_source(dataset, split, data_dir, stand_in)
     order = np.random.default_rng(_check_count("seed", seed, 0)).permutation(y.shape[0]) if shuffle \
         else np.arange(y.shape[0])
     stop = (y.shape[0] // batch_size) * batch_size if drop_last else y.shape[0]
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]
-        yield (torch.from_numpy(x[idx]).to(device=device, dtype=dtype).div_(255.0),
+        yield (torch.from_numpy(resize(x[idx])).to(device=device, dtype=dtype).div_(255.0),
                torch.from_numpy(y[idx]).to(device=device))

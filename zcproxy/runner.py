@@ -187,13 +187,21 @@ def _cores() -> int:
 
 
 def _run_inline(job: _Job, work: list[tuple[int, list[str]]], sink: Callable[[_Outcome], None]) -> None:
-    for arch, names in work:
-        sink(_score_arch(job, arch, names))
+    import torch
+
+    before = torch.get_num_threads()
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
+    try:
+        for arch, names in work:
+            sink(_score_arch(job, arch, names))
+    finally:
+        torch.set_num_threads(before)
 
 
 def _run_processes(job: _Job, work: list[tuple[int, list[str]]], workers: int,
                    sink: Callable[[_Outcome], None]) -> None:
-    threads = max(1, _cores() // workers)
+    threads = job.threads or max(1, _cores() // workers)
     context = multiprocessing.get_context("spawn")
     queue = iter(work)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
@@ -229,7 +237,7 @@ def _run_ray(job: _Job, work: list[tuple[int, list[str]]], chunk_size: int,
     try:
         cuda = job.device.startswith("cuda")
         task = ray.remote(_score_chunk).options(num_cpus=1, num_gpus=1 if cuda else 0)
-        ray_job = _Job(**{**job.__dict__, "threads": 1})
+        ray_job = _Job(**{**job.__dict__, "threads": job.threads or 1})
         job_ref = ray.put(ray_job)
         chunks = [work[i:i + chunk_size] for i in range(0, len(work), chunk_size)]
         width = max(1, int(ray.available_resources().get("GPU" if cuda else "CPU", 1)))
@@ -258,19 +266,23 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
         dataset: str = "cifar10", seed: int = 0, batch_size: int = 64, stand_in: bool = False,
         device: str = "cpu", workers: int = 1, shard: tuple[int, int] | None = None, backend: str = "local",
         data_dir: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None,
-        progress: bool = True, chunk_size: int = 8) -> RunSummary:
+        progress: bool = True, chunk_size: int = 8, threads: int | None = None) -> RunSummary:
     """Score ``archs`` with ``proxies`` into the SQLite ``store``, resuming where an earlier run stopped.
 
-    ``workers`` local processes (spawned; each with ``cores // workers`` torch threads) or
-    ``backend="ray"`` (one task per ``chunk_size`` archs); ``shard=(i, n)`` scores only the i-th of n
-    disjoint parts (see :func:`shard_archs`). Values do not depend on ``workers``, ``shard`` or backend.
+    ``workers`` local processes (spawned; each with ``threads`` torch threads, default
+    ``cores // workers``; ``workers=1`` scores in this process, with its thread count unless ``threads``
+    is given) or ``backend="ray"`` (one single-threaded task per ``chunk_size`` archs); ``shard=(i, n)``
+    scores only the i-th of n disjoint parts (see :func:`shard_archs`). At equal ``threads`` the values
+    are bit-identical whatever ``workers``, ``shard`` or backend; a different torch thread count may change
+    the last bits of backward-pass proxies (floating-point reduction order).
     Returns a :class:`RunSummary`; failed proxies are listed there and in the store's failures table.
     """
     start = time.perf_counter()
     options = dict(options or {})
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    for name, value in (("workers", workers), ("batch_size", batch_size), ("chunk_size", chunk_size)):
+    for name, value in (("workers", workers), ("batch_size", batch_size), ("chunk_size", chunk_size),
+                        ("threads", 1 if threads is None else threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -302,7 +314,7 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
     proxy_hash = {s.name: output_hash[s.outputs[0]] for s in specs}
     owner = {o: s.name for s in specs for o in s.outputs}
     job = _Job(dataset=dataset, seed=seed, batch_size=batch_size, stand_in=bool(stand_in), device=device,
-               data_dir=data_path, options=options, proxy_hash=proxy_hash)
+               data_dir=data_path, options=options, proxy_hash=proxy_hash, threads=threads)
 
     summary = RunSummary(store=str(store), archs=len(selected))
     with Store(store) as db:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .score import add_run_arguments, options_dict, parse_archs, parse_proxies, print_summary
 
@@ -55,7 +56,30 @@ def run(args: argparse.Namespace) -> int:
     truth = load_nasrobbench201(args.data_dir)
     truth = truth.drop(columns="arch", level=0) if "arch" in truth.columns.get_level_values(0) else truth
     table = correlate(wide, truth)
-    print(f"\nRank correlation of {wide.shape[1]} proxy outputs with NAS-RobBench-201 over {len(wide)} archs "
-          f"(seed {args.seed}, batch {args.batch}):")
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    full = Path(args.store).with_name(Path(args.store).stem + "_correlations.csv")
+    table.to_csv(full, index=False)
+    print(f"\nKendall tau of {wide.shape[1]} proxy outputs with NAS-RobBench-201 accuracy over {len(wide)} archs "
+          f"(seed {args.seed}, batch {args.batch}; all metrics and intervals in {full}):")
+    print(_compact(table))
     return 0 if summary.ok else 1
+
+
+def _compact(table) -> str:
+    """Kendall tau per proxy (rows) for clean and PGD-8/255 accuracy on each dataset (columns)."""
+    from tabulate import tabulate
+
+    needed = {"proxy", "dataset", "metric", "kendall"}
+    if not needed <= set(table.columns):
+        return table.to_string()
+    shown = table[table["metric"].isin(_SHOWN_METRICS)]
+    if shown.empty:
+        shown = table
+    wide = shown.pivot_table(index="proxy", columns=["dataset", "metric"], values="kendall", sort=False)
+    if len(wide.columns):
+        key = ("cifar10", "pgd_8") if ("cifar10", "pgd_8") in wide.columns else wide.columns[0]
+        wide = wide.sort_values(key, ascending=False)
+    headers = ["proxy"] + [f"{d} {m}" for d, m in wide.columns]
+    return tabulate(wide.reset_index().values.tolist(), headers=headers, floatfmt=".3f")
+
+
+_SHOWN_METRICS = ("clean", "pgd_8")

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         rows = [(r.name, "yes" if r.name in DEFAULT else "no", r.target,
-                 f"{r.size / 1e6:.1f}" if r.size else "?",
+                 f"{r.size / 1e6:.2f}" if r.size else "?",
                  "sha256" if r.sha256 else ("md5" if r.md5 else "none"), r.description)
                 for r in MANIFEST.values()]
         print(tabulate(rows, headers=["name", "default", "target", "MB", "checksum", "contents"]))

@@ -17,11 +17,8 @@ def random_search(objective: Objective, *, seed: int = 0) -> SearchResult:
     """Sample distinct representatives of the objective's domain uniformly without replacement
     (Li & Talwalkar, UAI 2019 baseline); return the best evaluated one."""
     rng = _rng(seed)
-    seen: set[int] = set()
-    while not objective.exhausted:
-        arch = objective.domain.sample(rng, exclude=seen)
-        if arch is None:
+    for arch in rng.permutation(objective.domain.representatives):
+        if objective.exhausted:
             break
-        seen.add(arch)
-        objective(arch)
+        objective(int(arch))
     return SearchResult.from_objective("random", objective, seed, objective.best().arch)

@@ -19,11 +19,15 @@ def build_frame(values: dict[tuple[str, str], np.ndarray]) -> pd.DataFrame:
     """Assemble 15,625-row accuracy columns plus the ``("arch", "representative")`` column."""
     columns = list(values) + [REPRESENTATIVE]
     data = {key: np.asarray(col, dtype=np.float64) for key, col in values.items()}
-    data[REPRESENTATIVE] = np.fromiter((NB201.representative(i) for i in range(NB201.size)), dtype=np.int64,
-                                       count=NB201.size)
+    data[REPRESENTATIVE] = representatives()
     frame = pd.DataFrame(data, index=pd.RangeIndex(NB201.size, name="index"))
     frame.columns = pd.MultiIndex.from_tuples(columns, names=["dataset", "metric"])
     return frame
+
+
+def representatives() -> np.ndarray:
+    """``NB201.representative(i)`` for every index, as an int64 array."""
+    return np.fromiter((NB201.representative(i) for i in range(NB201.size)), dtype=np.int64, count=NB201.size)
 
 
 def check_fraction(path: Path, value: object, where: str) -> float:

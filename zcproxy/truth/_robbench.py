@@ -9,7 +9,8 @@ Two file layouts are read:
 * ``NAS-RobBench-201_all.json`` (the authors' full release): ``res[dataset][id][metric][seed]`` with seeds
   ``"1"``, ``"2"``, ``"3"`` and ``"threeseed"``; metric keys as the training code logs them
   (``val_acc``, ``val_fgsm_3.0_acc``, ``val_pgd_8.0_acc``, ...). The ``"threeseed"`` entry is used; a metric
-  without it (AutoAttack was run once) uses the mean of the seeds present. Assumption: dataset keys are
+  without it (AutoAttack was run once) uses the mean of the seeds present. AutoAttack columns absent from
+  the whole file become NaN with a warning; any other absent metric is an error. Assumption: dataset keys are
   ``cifar10``, ``cifar100`` and ``imagenet`` (or ``ImageNet16-120``); ids that are not isomorphism
   representatives are ignored because the authors' loader maps every id to its representative first.
 """
@@ -26,7 +27,7 @@ import pandas as pd
 from .._paths import find_data
 from ..errors import DataFormatError, DataNotFoundError
 from ..space import NB201
-from ._frame import DATASETS, ROBUST_METRICS, build_frame, check_fraction, parse_id
+from ._frame import DATASETS, ROBUST_METRICS, build_frame, check_fraction, parse_id, representatives
 
 HTML_FILE = "nasrobbench201/NAS-RobBench-201_html.json"
 FULL_FILE = "nasrobbench201/NAS-RobBench-201_all.json"
@@ -54,7 +55,8 @@ def load_nasrobbench201(data_dir: str | os.PathLike | None = None, layout: str =
     ``cifar10``, ``cifar100``, ``ImageNet16-120`` (the file's ``imagenet``) and metrics ``clean`` (val_acc),
     ``fgsm_3``, ``pgd_3``, ``fgsm_8``, ``pgd_8`` (FGSM / PGD-20 at eps 3/255 and 8/255, three-seed means) and
     ``autoattack`` (one run), all fractions in [0, 1]; plus the int column ``("arch", "representative")``.
-    Select e.g. ``df[("cifar10", "pgd_8")]``; ``df.drop(columns="arch")`` leaves only accuracies.
+    Select e.g. ``df[("cifar10", "pgd_8")]``; ``df.drop(columns="arch", level="dataset")`` leaves only
+    accuracies.
 
     ``layout="auto"`` reads the project-page file when present, else the authors' full file.
     """
@@ -143,7 +145,7 @@ def _load_html(path: Path) -> pd.DataFrame:
         row, col = np.argwhere(bad)[0]
         check_fraction(path, float(table_values[row, col]), f"id {reps[row]} column {columns[col]}")
     position = {int(i): k for k, i in enumerate(reps)}
-    values = table_values[[position[NB201.representative(i)] for i in range(NB201.size)]]
+    values = table_values[[position[rep] for rep in representatives().tolist()]]
     return _ordered(build_frame({col: values[:, k] for k, col in enumerate(columns)}))
 
 
@@ -196,7 +198,9 @@ def _load_full(path: Path) -> pd.DataFrame:
     if absent:
         raise DataFormatError(f"{path}: datasets {absent} are missing (has {sorted(res)})")
     reps = NB201.unique()
+    rep_of = representatives()
     values: dict[tuple[str, str], np.ndarray] = {}
+    absent_metrics = []
     for dataset in DATASETS:
         entries = {parse_id(path, k): v for k, v in by_dataset[dataset].items()}
         lost = [i for i in reps if i not in entries]
@@ -206,7 +210,15 @@ def _load_full(path: Path) -> pd.DataFrame:
             )
         for metric, keys in _FULL_METRICS.items():
             column = _full_column(path, dataset, metric, keys, entries, reps)
-            values[(dataset, metric)] = column[[NB201.representative(i) for i in range(NB201.size)]]
+            if np.isnan(column[reps]).all():
+                what = f"{dataset} {metric!r} (looked for {', '.join(keys)})"
+                if metric != "autoattack":
+                    raise DataFormatError(f"{path} has no results for {what}; is this the NAS-RobBench-201 file?")
+                absent_metrics.append(what)
+            values[(dataset, metric)] = column[rep_of]
+    if absent_metrics:
+        warnings.warn(f"{path} has no results for {'; '.join(absent_metrics)}; those columns are NaN",
+                      stacklevel=3)
     return _ordered(build_frame(values))
 
 
@@ -223,10 +235,7 @@ def _full_column(path: Path, dataset: str, metric: str, keys: tuple[str, ...], e
             continue
         column[index] = _seed_value(path, entry[key], f"res[{dataset!r}][{index}][{key!r}]")
         found += 1
-    if found == 0:
-        warnings.warn(f"{path}: no {dataset} '{metric}' results (looked for {list(keys)}); that column is NaN",
-                      stacklevel=4)
-    elif found != len(reps):
+    if 0 < found < len(reps):
         raise DataFormatError(
             f"{path}: {dataset} '{metric}' is present for {found} of the {len(reps)} representatives; "
             "the file is incomplete"
