@@ -4,7 +4,7 @@ of non-isomorphic architectures. The AZ-NAS row ``az_nas_rank`` is the paper's p
 sum_k log(rank_k / M) over the four components, computed over the sample.
 
     ZCPROXY_DATA=/work/shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/extra_proxies_sample.py \
-        --archs 40 --seed 0 --out runs/extra_proxies_sample.csv
+        --archs 24 --seed 0 --proxies linear_regions,zico,meco,az_nas --out runs/extra_proxies_sample.csv
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--proxies", default=",".join(PROXIES), help="comma-separated subset of " + ",".join(PROXIES))
     p.add_argument("--out", type=Path, default=Path("runs/extra_proxies_sample.csv"))
     return p.parse_args()
 
@@ -42,10 +43,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     archs = sorted(random.Random(args.seed).sample(NB201.unique(), args.archs))
     batch = proxy_batch("cifar10", n=args.batch_size, seed=args.seed)
-    rows, seconds = [], {p: [] for p in PROXIES}
+    names = [p.strip() for p in args.proxies.split(",") if p.strip()]
+    unknown = sorted(set(names) - set(PROXIES))
+    if unknown:
+        raise SystemExit(f"unknown --proxies {unknown}; choose from {', '.join(PROXIES)}")
+    rows, seconds = [], {p: [] for p in names}
     for i, arch in enumerate(archs):
         row = {"index": arch}
-        for name in PROXIES:
+        for name in names:
             start = time.perf_counter()
             res = score(arch, name, batch=batch, seed=args.seed)
             seconds[name].append(time.perf_counter() - start)
@@ -53,8 +58,9 @@ def main() -> int:
         rows.append(row)
         print(f"[{i + 1}/{len(archs)}] {arch}", flush=True)
     frame = pd.DataFrame(rows).set_index("index")
-    ranks = frame[list(AZ_COMPONENTS)].rank(method="average")  # ascending: best gets rank M
-    frame["az_nas_rank"] = np.log(ranks / len(frame)).sum(axis=1)
+    if "az_nas" in names:
+        ranks = frame[list(AZ_COMPONENTS)].rank(method="average")  # ascending: best gets rank M
+        frame["az_nas_rank"] = np.log(ranks / len(frame)).sum(axis=1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out)
 

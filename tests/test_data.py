@@ -245,6 +245,17 @@ def test_imagenet16_stand_in_is_2x2_average_pooled_cifar10(isolated):
         assert int(batch.y[row]) == int(labels[i])
 
 
+def test_stand_in_split_and_iterate_are_resized(isolated):
+    _cifar10(isolated)
+    x, y, meta = data.load_split("ImageNet16-120", "train", isolated, stand_in=True)
+    source, labels = data.load_cifar10(isolated)
+    assert x.shape == (50, 3, 16, 16) and meta["stand_in"] is True and meta["image_size"] == 16
+    assert torch.equal(x[7], _pool_by_hand(source[7])) and torch.equal(y, labels)
+    shapes = {tuple(xb.shape[1:]) for xb, _ in data.iterate("ImageNet16-120", "train", 20, data_dir=isolated,
+                                                             stand_in=True)}
+    assert shapes == {(3, 16, 16)}
+
+
 def test_real_images_win_over_the_stand_in(isolated):
     _cifar10(isolated)
     _imagenet16(isolated)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from zcproxy.cli import main
-from zcproxy.search import (Budget, BudgetExhausted, LiveSource, Objective, TableSource, assess, logrank_aggregate,
+from zcproxy.search import (Budget, BudgetExhausted, LiveSource, Objective, TableSource, assess, ensemble_source,
                             non_dominated_sort, pareto_front, prune_search, random_search, read_scores,
                             regularized_evolution, run, store_source)
 from zcproxy.space import NB201, OPS
@@ -236,23 +236,26 @@ def test_percentile_and_regret_by_hand():
 # ------------------------------------------------------------------------------------- ensembles
 
 
-def test_logrank_aggregate_by_hand():
-    values = pd.DataFrame({"a": [3.0, 1.0, 2.0], "b": [1.0, 3.0, 2.0]}, index=[10, 11, 12])
-    orientation = {"a": True, "b": False}  # b: lower is better, so b's ranks are (3, 1, 2)
-    got = logrank_aggregate(values, {"a": 1.0, "b": 1.0}, orientation=orientation)
-    expected = [(math.log(3 / 3) + math.log(3 / 3)) / 2, (math.log(1 / 3) * 2) / 2,
-                (math.log(2 / 3) * 2) / 2]
-    assert got.tolist() == pytest.approx(expected)
-    weighted = logrank_aggregate(values.assign(b=[2.0, 2.0, 1.0]), {"a": 3.0, "b": 1.0}, orientation=orientation)
-    # b ranks with a tie: values (2, 2, 1) lower-better -> ranks (1.5, 1.5, 3)
-    assert weighted.tolist() == pytest.approx([(3 * math.log(1) + math.log(0.5)) / 4,
-                                               (3 * math.log(1 / 3) + math.log(0.5)) / 4,
-                                               (3 * math.log(2 / 3) + math.log(1)) / 4])
-    flagged = logrank_aggregate(values, {"a": 1.0}, orientation=orientation,
-                                degenerate=pd.DataFrame({"a": [True, False, False]}, index=[10, 11, 12]))
-    assert flagged.idxmin() == 10
+def test_logrank_ensemble_source_by_hand():
+    a, b, c = REPS[10], REPS[11], REPS[12]
+    values = pd.DataFrame({"x": [3.0, 1.0, 2.0], "y": [1.0, 3.0, 2.0]}, index=[a, b, c])
+    orientation = {"x": True, "y": False}  # y: lower is better, so y's ranks are (3, 1, 2)
+    got = ensemble_source(values, {"x": 1.0, "y": 1.0}, orientation=orientation).values
+    assert [got[a], got[b], got[c]] == pytest.approx([0.0, 2 * math.log(1 / 3), 2 * math.log(2 / 3)])
+    tied = ensemble_source(values.assign(y=[2.0, 2.0, 1.0]), {"x": 3.0, "y": 1.0}, orientation=orientation).values
+    # y = (2, 2, 1) lower-better -> ranks (1.5, 1.5, 3) of 3
+    assert [tied[a], tied[b], tied[c]] == pytest.approx([math.log(0.5), 3 * math.log(1 / 3) + math.log(0.5),
+                                                         3 * math.log(2 / 3)])
+    flagged = ensemble_source(values, {"x": 1.0}, orientation=orientation,
+                              degenerate=pd.DataFrame({"x": [True, False, False]}, index=[a, b, c]))
+    assert min(flagged.values, key=flagged.values.get) == a  # the degenerate best value now ranks worst
+    result = random_search(Objective(ensemble_source(values, {"x": 1.0, "y": 1.0}, orientation=orientation),
+                                     Budget(5)), seed=0)
+    assert result.chosen == a and result.evaluations == 3
     with pytest.raises(ValueError, match="weights"):
-        logrank_aggregate(values, {"a": -1.0}, orientation=orientation)
+        ensemble_source(values, {"x": -1.0}, orientation=orientation)
+    with pytest.raises(ValueError, match="member"):
+        ensemble_source(values, {"z": 1.0}, orientation={"z": True})
 
 
 def _write_long_csv(path, rows):

@@ -87,7 +87,7 @@ def test_evaluate_matches_closed_form_on_linear_model():
     flat = x.flatten(1)
     down = (flat - eps).clamp(min=0).sum(1)
     up = (flat + eps).clamp(max=1).sum(1)
-    clean = (flat.sum(1) > t).long() == y
+    clean = (flat.sum(1) <= t).long() == y  # class 1 iff the sum is at most t
     robust = torch.where(y == 0, down > t, up <= t) & clean
     model = _SumModel(t)
     got = T.evaluate(model, x, y, T.EvalConfig(eval_size=None, eps=(eps,), batch_size=64))

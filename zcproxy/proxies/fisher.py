@@ -14,13 +14,13 @@ from ._registry import ProxyContext, proxy
                  "Abdelfattah et al., ICLR 2021 (zero-cost proxies)",
        cost="backward")
 def fisher(ctx: ProxyContext) -> float:
-    """``sum_l |W_l[k]| sum_k 1/2 mean_n (sum_hw a_nkhw * dL/da_nkhw)^2``, ``a`` the output of each
-    Conv2d / Linear layer l (before BatchNorm), ``|W_l[k]|`` the number of weights of one output channel
+    """``sum_l m_l sum_k 1/2 mean_n (sum_hw a_nkhw * dL/da_nkhw)^2``: ``a`` is the output of Conv2d /
+    Linear layer l (before BatchNorm), ``m_l`` the number of weights of one of its output channels
     (C_in/groups * k_h * k_w, or in_features) and L the mean cross-entropy of the batch.
 
     As zero-cost-nas ``compute_fisher_per_weight`` (train-mode BatchNorm, float32), which broadcasts each
     channel's value over that channel's weights before NAS-Bench-Suite-Zero sums every weight, hence the
-    factor ``|W_l[k]|``. A layer called several times contributes once per call (the reference supports
+    factor ``m_l``. A layer called several times contributes once per call (the reference supports
     one call). Sum accumulated in float64.
     """
     x = check_batch(ctx.x, "fisher")
@@ -38,11 +38,11 @@ def fisher(ctx: ProxyContext) -> float:
     with forward_hooks(layers, keep):
         loss = F.cross_entropy(model(x), ctx.y)
     grads = torch.autograd.grad(loss, activations, allow_unused=True)
-    total = torch.zeros((), dtype=torch.float64)
+    total = 0.0
     for act, grad, weights_per_channel in zip(activations, grads, fan_in):
         if grad is None:
             continue
         product = (act.detach() * grad).double()
         per_channel = product.sum(dim=tuple(range(2, product.dim()))) if product.dim() > 2 else product
-        total = total + per_channel.pow(2).mean(0).mul(0.5).sum() * weights_per_channel
-    return float(total)
+        total += float(per_channel.pow(2).mean(0).mul(0.5).sum()) * weights_per_channel
+    return total

@@ -16,8 +16,8 @@ def grasp(ctx: ProxyContext) -> float:
     of the mean cross-entropy L with respect to those weights, ``H g = d(g . dL/dW)/dW``.
 
     As zero-cost-nas ``compute_grasp_per_weight`` (T = 1, one iteration, train-mode BatchNorm, float32)
-    including its sign: GraSP prunes the *lowest* ``-theta Hg`` while the reference negates it so that
-    higher is better. The reference runs a second forward pass for the differentiable gradient; with
+    including its sign: its authors negate ``theta * Hg`` because accuracy correlated negatively with
+    it, and read the negated sum as higher-is-better, as done here. The reference runs a second forward pass for the differentiable gradient; with
     train-mode BatchNorm it is identical to the first, so one pass serves both. Sum in float64. Exactly 0
     (no curvature reaches the weights) is flagged ``degenerate``.
     """

@@ -21,8 +21,8 @@ from .pareto import non_dominated_sort, pareto_front
 from .pruning import prune_search
 from .random_search import random_search
 from .result import SearchResult
-from .sources import (LiveSource, TableSource, ensemble_source, logrank_aggregate, oracle_source, read_scores,
-                      store_source, stored_table)
+from .sources import (LiveSource, TableSource, ensemble_source, oracle_source, read_scores, store_source,
+                      stored_table)
 
 STRATEGIES: dict[str, Callable[..., SearchResult]] = {
     "random": random_search,
@@ -33,7 +33,7 @@ STRATEGIES: dict[str, Callable[..., SearchResult]] = {
 __all__ = ["run", "STRATEGIES", "Budget", "BudgetExhausted", "Objective", "Evaluation", "Domain", "SearchResult",
            "random_search", "regularized_evolution", "prune_search", "non_dominated_sort", "pareto_front", "assess",
            "TableSource", "LiveSource", "store_source", "stored_table", "read_scores", "ensemble_source",
-           "logrank_aggregate", "oracle_source"]
+           "oracle_source"]
 
 
 def run(strategy: str, objective: Objective, *, seed: int = 0, **options: Any) -> SearchResult:

@@ -168,52 +168,38 @@ def store_source(scores: pd.DataFrame, output: str, *, settings: Mapping[str, An
                        degenerate=column.index[flagged.to_numpy(bool)])
 
 
-def logrank_aggregate(values: pd.DataFrame, weights: Mapping[str, float], *,
-                      orientation: Mapping[str, bool] | None = None,
-                      degenerate: pd.DataFrame | None = None) -> pd.Series:
-    """Weighted mean-of-log-ranks ensemble (AZ-NAS, Lee & Ham CVPR 2024): Σ_i w_i log(rank_i / M) / Σ_i w_i.
-
-    Ranks are ascending with the better value ranked higher (1..M over the M rows with every member
-    present, ties averaged); degenerate or non-finite values rank lowest. Higher output is better.
-    """
-    from scipy.stats import rankdata
-
-    members = list(weights)
-    if not members:
-        raise ValueError("an ensemble needs at least one member")
-    bad = {m: w for m, w in weights.items() if not (math.isfinite(float(w)) and float(w) >= 0)}
-    if bad or sum(float(w) for w in weights.values()) <= 0:
-        raise ValueError(f"ensemble weights must be non-negative with a positive sum, got {dict(weights)}")
-    table = values[members].dropna()
-    if table.empty:
-        raise ValueError(f"no architecture has a value for every ensemble member {members}")
-    total = np.zeros(len(table))
-    for m in members:
-        column = table[m].to_numpy(dtype=np.float64)
-        oriented = column if orientation_of(m, orientation) else -column
-        broken = ~np.isfinite(oriented)
-        if degenerate is not None and m in degenerate:
-            broken |= degenerate[m].reindex(table.index).fillna(False).to_numpy(bool)
-        oriented = np.where(broken, -np.inf, oriented)
-        total += float(weights[m]) * np.log(rankdata(oriented, method="average") / len(table))
-    return pd.Series(total / sum(float(w) for w in weights.values()), index=table.index, name="ensemble")
-
-
 def ensemble_source(values: pd.DataFrame, ensemble: Any, *, orientation: Mapping[str, bool] | None = None,
                     degenerate: pd.DataFrame | None = None) -> TableSource:
-    """An ensemble over stored scores: a fitted ``zcproxy.validate.ensemble`` object (``.members``,
-    ``.predict(frame)``) or ``{output: weight}`` / ``[(output, weight), ...]`` aggregated by
-    :func:`logrank_aggregate`. Ranks are relative to the scored architectures, so ensembles need a store."""
-    if hasattr(ensemble, "predict") and hasattr(ensemble, "members"):
-        members = list(ensemble.members)
-        table = values[members].dropna()
-        predicted = pd.Series(np.asarray(ensemble.predict(table), dtype=np.float64), index=table.index)
-        name = "ensemble(" + "+".join(members) + ")"
-        return TableSource(name, predicted.dropna(), higher_is_better=True)
-    weights = dict(ensemble)
-    aggregated = logrank_aggregate(values, weights, orientation=orientation, degenerate=degenerate)
-    name = "logrank(" + "+".join(weights) + ")"
-    return TableSource(name, aggregated, higher_is_better=True)
+    """An ensemble over stored scores: a fitted :class:`zcproxy.validate.ensemble.Ensemble` or weights
+    ``{output: weight}`` for the AZ-NAS mean-of-log-ranks aggregate Σ_i w_i log(rank_i / M).
+
+    Ranks are taken over the architectures with every member scored (so ensembles need a store: a rank
+    is relative to the scored pool); degenerate or non-finite member values rank worst.
+    """
+    from ..validate.ensemble import Ensemble
+
+    if not isinstance(ensemble, Ensemble):
+        weights = dict(ensemble)
+        if not weights:
+            raise ValueError("an ensemble needs at least one member")
+        bad = {m: w for m, w in weights.items() if not (math.isfinite(float(w)) and float(w) >= 0)}
+        if bad or sum(float(w) for w in weights.values()) <= 0:
+            raise ValueError(f"ensemble weights must be non-negative with a positive sum, got {weights}")
+        ensemble = Ensemble("logrank", tuple(weights), tuple(float(w) for w in weights.values()),
+                            {m: orientation_of(m, orientation) for m in weights})
+    members = list(ensemble.members)
+    absent = [m for m in members if m not in values.columns]
+    if absent:
+        raise ValueError(f"no stored scores for ensemble member(s) {absent}")
+    table = values[members].dropna().astype(np.float64)
+    if table.empty:
+        raise ValueError(f"no architecture has a stored value for every ensemble member {members}")
+    if degenerate is not None:
+        flagged = degenerate.reindex(index=table.index, columns=members).fillna(False).astype(bool)
+        table = table.mask(flagged, np.inf)  # an infinite value ranks worst in the ensemble
+    predicted = ensemble.predict(table)
+    name = f"{ensemble.method}(" + "+".join(members) + ")"
+    return TableSource(name, predicted, higher_is_better=True)
 
 
 def oracle_source(truth: pd.DataFrame, *, dataset: str = "cifar10", metric: str = "pgd_8",

@@ -1,0 +1,237 @@
+"""Search study: how good is the architecture a zero-cost-proxy-guided search finds on NAS-RobBench-201?
+
+CIFAR-10, objective PGD-8/255 accuracy. For each strategy (random, REA, prune) x objective (stored proxy
+outputs, an ensemble, and the oracle = the benchmark's true PGD-8 accuracy), ``--seeds`` runs with a
+budget of ``--budget`` proxy evaluations; the found architecture is judged by its true accuracies, its
+percentile among the 6,466 representatives and its regret against the benchmark's best (48.11 %).
+
+Proxy values come only from a score store (``--store``: the SQLite store or its long CSV export); the
+searches are restricted to the architectures scored there. To keep the ensemble and the choice of
+proxies free of selection bias, the scored pool is split in two seeded halves: proxies are ranked and the
+ensemble fitted on the *fit* half, and every search (oracle included) runs on the *search* half.
+Without a store, only the oracle (over all representatives) and the exact parameter-count proxy
+(``--params``, computed for every representative from per-op counts checked against built models) run.
+
+    ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/search_study.py \
+        [--store runs/study_cifar10.sqlite] [--params] [--seeds 20] [--budget 100] [--out results/search]
+
+Writes ``runs.csv`` (every run at every budget), ``summary.csv``/``summary.md`` (at ``--budget``) and
+``budget_curve.png`` (mean true PGD-8 of the found architecture vs budget).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tabulate import tabulate
+
+from zcproxy.cli.score import assignment
+from zcproxy.search import (Budget, Objective, TableSource, assess, ensemble_source, oracle_source, read_scores,
+                            run, stored_table)
+from zcproxy.search.sources import orientation_of
+from zcproxy.space import NB201, OPS
+from zcproxy.truth import load_nasrobbench201
+
+DATASET, TARGET = "cifar10", "pgd_8"
+NTK_OUTPUTS = ("ntk_robust", "ntk_joint_robust", "ntk_joint_clean", "ntk_clean")
+CURVE_BUDGETS = (10, 20, 50, 100, 200, 300)
+STRATEGY_OPTIONS = {"random": {}, "rea": {"population": 10, "sample_size": 3}, "prune": {}}
+
+
+def exact_params() -> pd.Series:
+    """Parameter count (M) of every representative: all-none network plus one count per (edge, op).
+
+    Each edge op owns its parameters, so the count is additive over edges; the per-op counts are read
+    from built networks and the sum is checked against 12 more built networks.
+    """
+    def count(arch: str) -> int:
+        return sum(p.numel() for p in NB201.build(arch).parameters())
+
+    def arch_of(ops: list[str]) -> str:
+        return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+    base = count(arch_of(["none"] * 6))
+    per_op = {op: count(arch_of([op] + ["none"] * 5)) - base for op in OPS}
+    reps = NB201.unique()
+    total = pd.Series({r: base + sum(per_op[op] for op in NB201.genotype(r)) for r in reps}, dtype=np.float64)
+    for r in np.random.default_rng(0).choice(reps, 12, replace=False):
+        if count(NB201.arch(int(r))) != total[r]:
+            raise AssertionError(f"additive parameter count is wrong for architecture {r}")
+    return total / 1e6
+
+
+def fit_half_tau(values: pd.Series, target: pd.Series, higher_is_better: bool) -> float:
+    tau = scipy.stats.kendalltau(values if higher_is_better else -values, target.reindex(values.index)).statistic
+    return float(tau)
+
+
+def build_objectives(args: argparse.Namespace, truth: pd.DataFrame, log: list[str]) -> dict[str, tuple[TableSource, str]]:
+    """name -> (source, pool label). Sources are restricted to their pool."""
+    target = truth[(DATASET, TARGET)]
+    objectives: dict[str, tuple[TableSource, str]] = {}
+    objectives["oracle"] = (oracle_source(truth, dataset=DATASET, metric=TARGET), "all 6466")
+    if args.params:
+        objectives["params (exact)"] = (TableSource("params", exact_params(), higher_is_better=True), "all 6466")
+    if not args.store:
+        log.append("No --store given: no stored proxy scores; oracle and exact params only.")
+        return objectives
+    if not Path(args.store).exists():
+        log.append(f"Store {args.store} does not exist yet: oracle and exact params only.")
+        return objectives
+    long = read_scores(args.store)
+    settings = dict(assignment(kv) for kv in args.setting) if args.setting else None
+    outputs = sorted(set(long["proxy"]))
+    if args.proxies:
+        outputs = [o for o in args.proxies.split(",") if o]
+    values, degenerate = stored_table(long, outputs, settings=settings)
+    reps = set(NB201.unique())
+    values = values[values.index.isin(reps)]
+    counts = values.notna().sum()
+    keep = [o for o in outputs if counts[o] >= args.min_scored]
+    dropped = [o for o in outputs if o not in keep]
+    if dropped:
+        log.append(f"Outputs with fewer than {args.min_scored} scored archs left out: {', '.join(dropped)}.")
+    pool = values[keep].dropna()
+    if len(pool) < 2 * args.budget:
+        log.append(f"Only {len(pool)} representatives have every output scored (< 2 x budget): proxy rows skipped.")
+        return objectives
+    order = np.random.default_rng(args.split_seed).permutation(pool.index.to_numpy())
+    fit, search = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])
+    label = f"search half {len(search)}/{len(pool)} scored"
+    log.append(f"Store {args.store}: {len(pool)} representatives have all of {len(keep)} outputs; fit half "
+               f"{len(fit)} (proxy choice, ensemble fit), search half {len(search)} (every search below).")
+    orient = {o: orientation_of(o) for o in keep}
+    taus = {o: fit_half_tau(pool.loc[fit, o], target, orient[o]) for o in keep}
+    ranked = sorted(taus, key=taus.get, reverse=True)
+    chosen = list(dict.fromkeys(ranked[: args.top] + [o for o in NTK_OUTPUTS if o in keep]))
+    log.append("Fit-half Kendall tau vs CIFAR-10 PGD-8: " + ", ".join(f"{o} {taus[o]:+.3f}" for o in ranked))
+    objectives["oracle"] = (oracle_source(truth, dataset=DATASET, metric=TARGET, domain=search), label)
+    objectives["oracle (all 6466)"] = (oracle_source(truth, dataset=DATASET, metric=TARGET), "all 6466")
+    for o in chosen:
+        column = pool.loc[search, o]
+        flags = degenerate.reindex(index=column.index)[o].fillna(False).to_numpy(bool)
+        objectives[o] = (TableSource(o, column, higher_is_better=orient[o], degenerate=column.index[flags]), label)
+    from zcproxy.validate.ensemble import fit_ensemble
+
+    ensemble = fit_ensemble(pool.loc[fit], target.reindex(fit), method="logrank", max_members=5, orientation=orient)
+    log.append(f"Ensemble (logrank, fit half): {' + '.join(ensemble.members)}.")
+    source = ensemble_source(pool.loc[search], ensemble, degenerate=degenerate.reindex(index=search))
+    objectives[f"ensemble: {'+'.join(ensemble.members)}"] = (source, label)
+    return objectives
+
+
+def run_all(objectives, truth, args) -> pd.DataFrame:
+    budgets = sorted(set(CURVE_BUDGETS) | {args.budget})
+    rows = []
+    for strategy, options in STRATEGY_OPTIONS.items():
+        for name, (source, pool) in objectives.items():
+            for seed in range(args.seeds):
+                if strategy == "prune":
+                    results = {b: run(strategy, Objective(source, Budget(b)), seed=seed, **options) for b in budgets}
+                    picks = {b: (r.chosen, r.evaluations, r.compute_seconds) for b, r in results.items()}
+                else:  # a prefix of one long run is exactly the run with the smaller budget
+                    long = run(strategy, Objective(source, Budget(max(budgets))), seed=seed, **options)
+                    picks = {b: (long.best_after(min(b, long.evaluations)), min(b, long.evaluations), 0.0)
+                             for b in budgets}
+                verdict = assess([p[0] for p in picks.values()], truth, dataset=DATASET, target=TARGET)
+                for (b, (arch, evaluations, seconds)), (_, v) in zip(picks.items(), verdict.iterrows()):
+                    rows.append({"strategy": strategy, "objective": name, "pool": pool, "budget": b, "seed": seed,
+                                 "arch": arch, "evaluations": evaluations, "compute_seconds": seconds,
+                                 "clean": v["clean"], "pgd_8": v["pgd_8"], "autoattack": v["autoattack"],
+                                 "percentile": v["percentile"], "regret": v["regret"]})
+    return pd.DataFrame(rows)
+
+
+def summarise(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
+    at = runs[runs["budget"] == budget]
+    groups = at.groupby(["strategy", "objective", "pool"], sort=False)
+    table = groups.agg(runs=("seed", "size"), evaluations=("evaluations", "mean"),
+                       pgd_8_mean=("pgd_8", "mean"), pgd_8_std=("pgd_8", "std"),
+                       clean_mean=("clean", "mean"), autoattack_mean=("autoattack", "mean"),
+                       percentile_median=("percentile", "median"), percentile_mean=("percentile", "mean"),
+                       percentile_std=("percentile", "std"), regret_mean=("regret", "mean"),
+                       top1_share=("percentile", lambda p: float((p >= 99.0).mean())))
+    return table.reset_index()
+
+
+def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: list[str]) -> str:
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append([r["strategy"], r["objective"], r["pool"], int(r["runs"]), f"{r['evaluations']:.0f}",
+                     f"{100 * r['pgd_8_mean']:.2f} ± {100 * r['pgd_8_std']:.2f}", f"{100 * r['clean_mean']:.2f}",
+                     f"{100 * r['autoattack_mean']:.2f}", f"{r['percentile_median']:.2f}",
+                     f"{r['percentile_mean']:.2f} ± {r['percentile_std']:.2f}", f"{100 * r['top1_share']:.0f} %",
+                     f"{100 * r['regret_mean']:.2f}"])
+    headers = ["strategy", "objective", "pool", "runs", "evals", "PGD-8 % (mean ± std)", "clean %", "AA %",
+               "percentile (median)", "percentile (mean ± std)", "in top 1 %", "regret (pts)"]
+    lines = [f"# Proxy-guided search on NAS-RobBench-201 ({DATASET}, objective PGD-8/255)", "",
+             f"Budget {args.budget} proxy evaluations, seeds 0..{args.seeds - 1}. Benchmark optimum "
+             f"{100 * best:.2f} % PGD-8 (three-seed mean); a uniformly random representative averages "
+             f"{100 * random_mean:.2f} %. Percentile: share of the 6,466 representatives with PGD-8 ≤ the found "
+             "one (100 = best). Oracle = the same search driven by the true PGD-8 values.", ""]
+    lines += [f"- {line}" for line in log] + [""]
+    lines.append(tabulate(rows, headers=headers, tablefmt="github"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    curves = runs.groupby(["strategy", "objective", "budget"], sort=False)["pgd_8"].mean().reset_index()
+    for (strategy, objective), group in curves.groupby(["strategy", "objective"], sort=False):
+        style = "-" if strategy == "rea" else ("--" if strategy == "random" else ":")
+        ax.plot(group["budget"], 100 * group["pgd_8"], style, marker="o", markersize=3,
+                label=f"{strategy} / {objective}")
+    ax.axhline(100 * best, color="black", linewidth=0.8, label=f"benchmark best {100 * best:.2f} %")
+    ax.set_xscale("log")
+    ax.set_xlabel("budget (proxy evaluations)")
+    ax.set_ylabel("true PGD-8/255 accuracy of found arch (%)")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", help="score store (.sqlite) or its long CSV export")
+    parser.add_argument("--proxies", help="comma list of stored outputs to consider (default: all stored)")
+    parser.add_argument("--setting", action="append", help="key=value filter on stored settings (strings)")
+    parser.add_argument("--params", action="store_true", help="add the exact parameter-count proxy (all reps)")
+    parser.add_argument("--top", type=int, default=3, help="best proxies by fit-half tau to search with")
+    parser.add_argument("--min-scored", type=int, default=200, help="drop outputs with fewer scored archs")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default="results/search")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    truth = load_nasrobbench201(args.data_dir)
+    pgd = truth[(DATASET, TARGET)].reindex(NB201.unique())
+    log: list[str] = []
+    objectives = build_objectives(args, truth, log)
+    runs = run_all(objectives, truth, args)
+    summary = summarise(runs, args.budget)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False, float_format="%.6g")
+    summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
+    text = markdown(summary, float(pgd.max()), float(pgd.mean()), args, log)
+    (out / "summary.md").write_text(text)
+    plot(runs, float(pgd.max()), out / "budget_curve.png")
+    print(text)
+    print(f"done in {time.perf_counter() - start:.0f} s; wrote {out}/runs.csv, summary.csv, summary.md, "
+          "budget_curve.png", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
