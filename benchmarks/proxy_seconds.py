@@ -20,6 +20,7 @@ import torch
 import zcproxy
 from zcproxy import proxies
 from zcproxy.data import proxy_batch
+from zcproxy.errors import ProxyError
 from zcproxy.space import NB201
 
 ARCHS = (
@@ -43,13 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     names = proxies.available() if args.proxies == "all" else [n.strip() for n in args.proxies.split(",")]
     batch = proxy_batch("cifar10", n=args.batch_size, seed=args.seed)
     seconds: dict[str, list[float]] = {n: [] for n in names}
+    failures: dict[str, str] = {}
     for arch in ARCHS:
         for name in names:
+            if name in failures:
+                continue
             start = time.perf_counter()
-            zcproxy.score(arch, [name], batch=batch, seed=args.seed)
+            try:
+                zcproxy.score(arch, [name], batch=batch, seed=args.seed)
+            except ProxyError as exc:
+                failures[name] = str(exc)
+                print(f"arch {arch:5d}  {name:16s} FAILED: {exc}", flush=True)
+                continue
             seconds[name].append(time.perf_counter() - start)
             print(f"arch {arch:5d}  {name:16s} {seconds[name][-1]:8.3f} s", flush=True)
-    rows = [(n, statistics.median(s), min(s), max(s)) for n, s in seconds.items()]
+    rows = [(n, statistics.median(s), min(s), max(s)) for n, s in seconds.items() if n not in failures]
     rows.sort(key=lambda r: r[1])
     settings = (f"NB201 C=16 N=5, CIFAR-10 train images, batch {args.batch_size}, seed {args.seed}, "
                 f"archs {list(ARCHS)}, torch {torch.__version__} CPU, {args.threads} thread(s), "
@@ -67,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         f.write("| proxy | median s | min s | max s |\n|---|---:|---:|---:|\n")
         for n, med, lo, hi in rows:
             f.write(f"| {n} | {med:.3f} | {lo:.3f} | {hi:.3f} |\n")
+        for n, message in failures.items():
+            f.write(f"\nNot timed: {message}\n")
     print(open(out.with_suffix(".md")).read())
     return 0
 

@@ -42,7 +42,7 @@ from zcproxy.truth import load_nasrobbench201
 DATASET, TARGET = "cifar10", "pgd_8"
 NTK_OUTPUTS = ("ntk_robust", "ntk_joint_robust", "ntk_joint_clean", "ntk_clean")
 CURVE_BUDGETS = (10, 20, 50, 100, 200, 300)
-STRATEGY_OPTIONS = {"random": {}, "rea": {"population": 10, "sample_size": 3}, "prune": {}}
+STRATEGY_OPTIONS = {"random": {}, "rea": {"population": 20, "sample_size": 5}, "prune": {}}
 
 
 def exact_params() -> pd.Series:
@@ -185,11 +185,13 @@ def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     curves = runs.groupby(["strategy", "objective", "budget"], sort=False)["pgd_8"].mean().reset_index()
+    colours = {o: f"C{k}" for k, o in enumerate(dict.fromkeys(curves["objective"]))}
+    styles = {"rea": "-", "random": "--", "prune": ":"}
     for (strategy, objective), group in curves.groupby(["strategy", "objective"], sort=False):
-        style = "-" if strategy == "rea" else ("--" if strategy == "random" else ":")
-        ax.plot(group["budget"], 100 * group["pgd_8"], style, marker="o", markersize=3,
-                label=f"{strategy} / {objective}")
+        ax.plot(group["budget"], 100 * group["pgd_8"], styles.get(strategy, "-."), color=colours[objective],
+                marker="o", markersize=3, label=f"{strategy} / {objective}")
     ax.axhline(100 * best, color="black", linewidth=0.8, label=f"benchmark best {100 * best:.2f} %")
+    ax.set_ylim(top=100 * best + 0.3)
     ax.set_xscale("log")
     ax.set_xlabel("budget (proxy evaluations)")
     ax.set_ylabel("true PGD-8/255 accuracy of found arch (%)")

@@ -39,7 +39,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--proxies", default=",".join(DEFAULT_PROXIES),
                    help="proxies to score the subset with (those not installed are skipped)")
-    p.add_argument("--skip-training", action="store_true", help="only (re)score proxies on verify.csv's archs")
+    p.add_argument("--skip-training", action="store_true", help="only score proxies on the --archs selection")
     p.add_argument("--skip-proxies", action="store_true")
     return p.parse_args()
 
@@ -102,12 +102,20 @@ def _proxy_table(args: argparse.Namespace, frame: pd.DataFrame, scores: dict[str
 def main() -> int:
     args = _parse()
     status = 0 if args.skip_training else _train(args)
-    csv = Path(args.out) / CSV_NAME
-    if args.skip_proxies or not csv.is_file():
+    if args.skip_proxies:
         return status
-    frame = pd.read_csv(csv)
-    scores = _score_proxies(args, [int(i) for i in frame["index"]])
-    (Path(args.out) / "proxies.md").write_text(_proxy_table(args, frame, scores))
+    import torch
+    from zcproxy.truth import load_nasrobbench201
+    from zcproxy.validate.train import select_archs
+
+    torch.set_num_threads(args.threads)
+    indices = select_archs(args.archs, load_nasrobbench201(args.data_dir), data_dir=args.data_dir)
+    scores = _score_proxies(args, indices)
+    csv = Path(args.out) / CSV_NAME
+    if csv.is_file():
+        frame = pd.read_csv(csv)
+        frame = frame[frame["index"].astype(str).isin(scores)]
+        (Path(args.out) / "proxies.md").write_text(_proxy_table(args, frame, scores))
     return status
 
 

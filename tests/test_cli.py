@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +14,7 @@ from zcproxy.cli import main
 from zcproxy.cli.score import parse_archs, parse_value
 from zcproxy.proxies import proxy
 from zcproxy.space import NB201
-from zcproxy.store import Store, load, pivot
+from zcproxy.store import load, pivot
 
 REPO = Path(zcproxy.__file__).resolve().parent.parent
 
@@ -145,10 +144,7 @@ def test_module_entry_point_runs_in_a_subprocess(tmp_path):
     done = subprocess.run([sys.executable, "-m", "zcproxy", "score", "--archs", "2", "--proxies", "params",
                            "--store", str(store), "--quiet"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
-    bad = subprocess.run([sys.executable, "-m", "zcproxy", "score", "--archs", "2", "--proxies", "params",
-                          "--store", str(store), "--shard", "1/1"], capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
-    assert bad.returncode == 2 and "--shard" in bad.stderr
+    assert "1 archs: 1 scored now" in done.stdout and load(store)["arch"].tolist() == [2]
 
 
 # ---------------------------------------------------------------------------------------------- rank
@@ -220,3 +216,10 @@ def test_demo_scores_sample_and_prints_a_table(tmp_path, capsys, data_dir, monke
     code, out, _ = _cli(capsys, "demo", "--archs", "sample:6", "--proxies", "params", "--quiet",
                         "--data-dir", data_dir)
     assert code == 0 and "6 already in the store" in out
+
+
+def test_ray_backend_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    code, _, err = _cli(capsys, "score", "--archs", "1", "--proxies", "params", "--store", tmp_path / "s.sqlite",
+                        "--backend", "ray", "--quiet")
+    assert code == 2 and "pip install 'zcproxy[ray]'" in err

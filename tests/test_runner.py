@@ -115,7 +115,6 @@ def test_a_changed_setting_is_scored_again_not_skipped(tmp_path):
     runner.run([1, 2], "params", store=store, seed=0, progress=False)
     s = runner.run([1, 2], "params", store=store, seed=1, progress=False)
     assert s.scored == 2 and s.skipped == 0
-    assert sorted(load(store)["settings_hash"].unique().tolist()) != []
     assert load(store)["settings_hash"].nunique() == 2
 
 
@@ -175,7 +174,7 @@ def test_run_rejects_unknown_archs_and_proxies(tmp_path):
 # ------------------------------------------------------------------------------------------ parallelism
 
 
-def _cheap(names=("params", "flops", "nwot", "grad_norm")) -> list[str]:
+def _cheap(names=("params", "nwot", "grad_norm")) -> list[str]:
     return [n for n in names if n in proxies.available()]
 
 

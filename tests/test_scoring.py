@@ -69,7 +69,6 @@ def test_proxy_keeps_model_is_deterministic_and_nan_free(name, batch):
 @pytest.mark.data
 @pytest.mark.parametrize("arch", [13714, MIXED])
 def test_all_proxies_on_real_nb201_and_cifar10(arch, data_dir):
-    torch.set_num_threads(2)
     out = zcproxy.score(arch, "all", batch_size=16, data_dir=str(data_dir))
     assert set(out) == set(proxies.outputs())
     for output, result in out.items():

@@ -122,8 +122,8 @@ def test_random_search_with_the_whole_domain_as_budget_finds_the_optimum():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rea_climbs_to_the_optimum_of_a_smooth_objective(seed, additive_values):
     assert max(additive_values, key=additive_values.get) == ALL_CONV3
-    result = regularized_evolution(Objective(TableSource("add", additive_values), Budget(800)), seed=seed,
-                                   population=10, sample_size=3)
+    result = regularized_evolution(Objective(TableSource("add", additive_values), Budget(600)), seed=seed,
+                                   population=20, sample_size=5)
     assert result.chosen == ALL_CONV3
 
 
@@ -138,6 +138,12 @@ def test_rea_beats_random_on_average_on_a_smooth_objective(additive_values):
 def test_pruning_finds_the_optimum_of_an_additive_objective(seed, additive_values):
     result = prune_search(Objective(TableSource("add", additive_values), Budget(161)), seed=seed)
     assert result.chosen == ALL_CONV3 and result.evaluations <= 161
+
+
+def test_rea_spends_its_whole_budget_in_a_sparse_domain():
+    values = {r: v for r, v in _random_values().items() if r % 9 == 4}
+    result = regularized_evolution(Objective(TableSource("sparse", values), Budget(300)), seed=0)
+    assert result.evaluations == 300 and set(result.archs) <= set(values)
 
 
 def test_searches_stay_inside_a_restricted_domain():
@@ -329,6 +335,26 @@ def test_cli_searches_a_stored_csv(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0
     assert "30 scored architectures" in out and "spent 30 proxy evaluations" in out and str(scored[-1]) in out
+
+
+def test_cli_pareto_front_of_stored_criteria_matches_brute_force(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ZCPROXY_DATA", raising=False)
+    rng = np.random.default_rng(3)
+    scored = REPS[200:240]
+    crit = {name: rng.integers(0, 5, size=len(scored)).astype(float) for name in ("snip", "synflow", "params")}
+    rows = [(a, name, crit[name][k], 0.0, "[]", f"h-{name}", "{}") for name in crit for k, a in enumerate(scored)]
+    _write_long_csv(tmp_path / "s.csv", rows)
+    code = main(["search", "--strategy", "random", "--proxy", "snip", "--store", str(tmp_path / "s.csv"),
+                 "--budget", "40", "--pareto", "--pareto-proxies", "snip,synflow", "--cost", "params",
+                 "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    front_lines = out.split("Pareto front")[1].strip().splitlines()[3:]
+    printed = {int(line.split("|")[1]) for line in front_lines if line.startswith("|")}
+    points = np.stack([crit["snip"], crit["synflow"], -crit["params"]], axis=1)  # params is minimised
+    expected = {scored[b] for b in range(len(scored))
+                if not any((points[a] >= points[b]).all() and (points[a] > points[b]).any() for a in range(len(scored)))}
+    assert printed == expected
 
 
 @pytest.mark.data

@@ -17,7 +17,7 @@ from zcproxy.errors import ZcproxyError
 from zcproxy.space import NB201
 from zcproxy.validate import train as T
 
-TINY = T.TrainConfig(method="fgsm-rs", epochs=2, train_size=48, batch_size=16, C=4, N=1, seed=3)
+TINY = T.TrainConfig(method="fgsm-rs", epochs=2, train_size=32, batch_size=16, C=4, N=1, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_early_stopped_pgd_equals_full_trajectory_check():
     torch.manual_seed(0)
     model = NB201.build(13714, C=4, N=1).double().eval()
     gen = torch.Generator().manual_seed(5)
-    x = torch.rand(24, 3, 32, 32, generator=gen, dtype=torch.float64)
+    x = torch.rand(16, 3, 32, 32, generator=gen, dtype=torch.float64)
     with torch.no_grad():
         y = model(x).argmax(1)
     y[:6] = (y[:6] + 1) % 10  # misclassified from the start

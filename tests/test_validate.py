@@ -366,3 +366,10 @@ def test_cli_correlate_rejects_bad_orientation_word(tmp_path, capsys):
     assert main(["correlate", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"),
                  "--orientation", "fake_loss=down"]) == 2
     assert "higher or lower" in capsys.readouterr().err
+
+
+def test_correlate_rejects_text_scores():
+    truth = _truth()
+    archs = np.array(NB201.unique()[:5])
+    with pytest.raises(ValueError, match="'p'.*not numeric"):
+        correlate(_scores(archs, p=["1", "2", "x", "4", "5"]), truth, orientation={"p": True})

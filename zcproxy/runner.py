@@ -236,24 +236,31 @@ def _run_ray(job: _Job, work: list[tuple[int, list[str]]], chunk_size: int,
         ray.init(log_to_driver=False)
     try:
         cuda = job.device.startswith("cuda")
-        task = ray.remote(_score_chunk).options(num_cpus=1, num_gpus=1 if cuda else 0)
-        ray_job = _Job(**{**job.__dict__, "threads": job.threads or 1})
+        threads = job.threads or 1
+        task = ray.remote(_score_chunk).options(num_cpus=threads, num_gpus=1 if cuda else 0)
+        ray_job = _Job(**{**job.__dict__, "threads": threads})
         job_ref = ray.put(ray_job)
         chunks = [work[i:i + chunk_size] for i in range(0, len(work), chunk_size)]
-        width = max(1, int(ray.available_resources().get("GPU" if cuda else "CPU", 1)))
+        width = max(1, int(ray.available_resources().get("GPU", 1) if cuda
+                           else ray.available_resources().get("CPU", 1) // threads))
         queue = iter(chunks)
         refs: list = []
-        while True:
-            while len(refs) < 2 * width:
-                chunk = next(queue, None)
-                if chunk is None:
-                    break
-                refs.append(task.remote(job_ref, chunk))
-            if not refs:
-                return
-            ready, refs = ray.wait(refs, num_returns=1)
-            for outcome in ray.get(ready[0]):
-                sink(outcome)
+        try:
+            while True:
+                while len(refs) < 2 * width:
+                    chunk = next(queue, None)
+                    if chunk is None:
+                        break
+                    refs.append(task.remote(job_ref, chunk))
+                if not refs:
+                    return
+                ready, refs = ray.wait(refs, num_returns=1)
+                for outcome in ray.get(ready[0]):
+                    sink(outcome)
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref)
+            raise
     finally:
         if started:
             ray.shutdown()
@@ -271,7 +278,8 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
 
     ``workers`` local processes (spawned; each with ``threads`` torch threads, default
     ``cores // workers``; ``workers=1`` scores in this process, with its thread count unless ``threads``
-    is given) or ``backend="ray"`` (one single-threaded task per ``chunk_size`` archs); ``shard=(i, n)``
+    is given) or ``backend="ray"`` (one task of ``threads`` (default 1) CPUs, and one GPU when ``device``
+    is cuda, per ``chunk_size`` archs); ``shard=(i, n)``
     scores only the i-th of n disjoint parts (see :func:`shard_archs`). At equal ``threads`` the values
     are bit-identical whatever ``workers``, ``shard`` or backend; a different torch thread count may change
     the last bits of backward-pass proxies (floating-point reduction order).

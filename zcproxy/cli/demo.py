@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_dict(args.option)
     summary = runner.run(archs, names, store=args.store, dataset="cifar10", seed=args.seed, batch_size=args.batch,
                          device=args.device, workers=args.workers, data_dir=args.data_dir, options=options,
-                         progress=not args.quiet)
+                         progress=not args.quiet, threads=args.threads)
     print_summary(summary)
     planned = runner.plan(names, dataset="cifar10", seed=args.seed, batch_size=args.batch, options=options)
     frame = store.load(args.store)

@@ -166,6 +166,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, archs_default: str | N
     parser.add_argument("--store", required=store_default is None, default=store_default,
                         help="SQLite store path (created if absent; resumed if present)")
     parser.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="torch threads per worker (default: cores // workers; with 1 worker, torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--option", type=assignment, action="append", metavar="KEY=VALUE",
                         help="proxy option override, e.g. eps=8/255 (repeatable)")
@@ -193,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         summary = runner.run(archs, proxies, store=args.store, dataset=args.dataset, seed=args.seed,
                              batch_size=args.batch, stand_in=args.stand_in, device=args.device,
                              workers=args.workers, shard=args.shard, backend=args.backend, data_dir=args.data_dir,
-                             options=options_dict(args.option), progress=not args.quiet)
+                             options=options_dict(args.option), progress=not args.quiet, threads=args.threads)
     except ImportError as exc:
         raise ValueError(str(exc)) from None
     print_summary(summary)

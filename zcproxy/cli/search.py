@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stand-in", action="store_true", help="live scoring: CIFAR-10 images stand in")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", help="data folder (default $ZCPROXY_DATA, then ~/.cache/zcproxy)")
-    parser.add_argument("--population", type=positive_int, default=10, help="REA population (default 10)")
-    parser.add_argument("--sample-size", type=positive_int, default=3, help="REA tournament size (default 3)")
+    parser.add_argument("--population", type=positive_int, default=20, help="REA population (default 20)")
+    parser.add_argument("--sample-size", type=positive_int, default=5, help="REA tournament size (default 5)")
     parser.add_argument("--samples-per-round", type=positive_int,
                         help="pruning: new archs sampled per round (default (budget-1)/4)")
     parser.add_argument("--pareto", action="store_true", help="also print the Pareto front of the evaluated archs "
@@ -124,7 +124,7 @@ def _source(args: argparse.Namespace, names: list[str], dataset: str, truth, sto
     return store_source(stored, names[0], settings=settings)
 
 
-def _pareto_rows(args, result, names, dataset, truth, stored) -> tuple[list[dict[str, Any]], int, float]:
+def _pareto_rows(args, result, dataset, truth, stored, store) -> tuple[list[dict[str, Any]], int, float]:
     """Evaluate (clean, robust, cost) on every evaluated arch and return the first front's rows."""
     from ..search import Budget, LiveSource, Objective, oracle_source, pareto_front, store_source
 
@@ -135,7 +135,7 @@ def _pareto_rows(args, result, names, dataset, truth, stored) -> tuple[list[dict
             return store_source(stored, output, settings=settings)
         return LiveSource(output, dataset=dataset, seed=args.score_seed, batch_size=args.batch_size,
                           stand_in=args.stand_in, options=options_dict(args.option), data_dir=args.data_dir,
-                          device=args.device)
+                          device=args.device, store=store)
 
     if args.oracle:
         clean_name, robust_name = "true clean", f"true {args.target}"
@@ -205,8 +205,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.strategy} search on {dataset}, objective {source.name}, over {scope}")
         print(f"spent {result.evaluations} proxy evaluations (budget {args.budget}"
               + (f", {args.seconds} s" if args.seconds else "") + f"), {result.compute_seconds:.2f} compute seconds")
-        chosen = result.history[[e.arch for e in result.history].index(result.chosen)] \
-            if result.chosen in result.archs else None
+        chosen = {e.arch: e for e in result.history}.get(result.chosen)
         row: dict[str, Any] = {"arch": result.chosen, "objective value": None if chosen is None else chosen.value}
         if truth is not None:
             verdict = assess([result.chosen], truth, dataset=dataset, target=args.target).iloc[0]
@@ -216,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
                         f"{args.target} regret (pts)": f"{100 * verdict['regret']:.2f}"})
         print(tabulate([row], headers="keys", tablefmt="github"))
         if args.pareto:
-            rows, extra, seconds = _pareto_rows(args, result, names, dataset, truth, stored)
+            rows, extra, seconds = _pareto_rows(args, result, dataset, truth, stored, store)
             if truth is not None:
                 verdicts = assess([r["arch"] for r in rows], truth, dataset=dataset, target=args.target)
                 for r, (_, v) in zip(rows, verdicts.iterrows()):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ZcproxyError
+from ..errors import DataFormatError, DataNotFoundError, ZcproxyError
 
 HELP = ("adversarially train a few NB201 architectures (resumable), evaluate clean/FGSM/PGD accuracy and "
         "compare their ranking with NAS-RobBench-201")
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     for arch in archs:
         try:
             record = verify_arch(arch, config, eval_config, run_dir=args.run_dir, data_dir=args.data_dir, log=log)
+        except (DataNotFoundError, DataFormatError):
+            raise
         except ZcproxyError as exc:
             failed.append(f"arch {arch}: {exc}")
             print(f"zcproxy verify: arch {arch} failed: {exc}", file=sys.stderr)
@@ -132,14 +134,19 @@ def _markdown(frame: pd.DataFrame, records: list[dict[str, Any]]) -> str:
     settings = records[0]["settings"] if records else {}
     t, e = settings.get("train", {}), settings.get("eval", {})
     lines = ["# Verification subset: our adversarial training vs NAS-RobBench-201 (CIFAR-10)", "",
-             f"Training: {t.get('method')} , {t.get('epochs')} epochs on {t.get('train_size') or 'all'} training "
+             f"Training: {t.get('method')}, {t.get('epochs')} epoch(s) on {t.get('train_size') or 'all'} training "
              f"images, batch {t.get('batch_size')}, C={t.get('C')}, N={t.get('N')}, seed {t.get('seed')}, "
              f"eps {t.get('eps', 0) * 255:.0f}/255. Evaluation: {e.get('eval_size')} test images, FGSM and "
              f"PGD-{e.get('pgd_steps')} at eps 3/255 and 8/255. Benchmark: PGD-7 training, 50 epochs, 50k images, "
              "C=16, N=5 (three-seed means).", ""]
     show = frame[["index"] + [c for c in frame.columns if c.startswith(("ours_", "bench_"))]
-                 + ["params", "train_seconds", "eval_seconds"]]
-    lines.append(show.to_markdown(index=False, floatfmt=".3f"))
+                 + ["params", "train_seconds", "eval_seconds"]].copy()
+    for column in show.columns:
+        if column.startswith(("ours_", "bench_")):
+            show[column] = show[column].map(lambda v: f"{v:.3f}")
+        else:
+            show[column] = show[column].map(lambda v: f"{v:g}")
+    lines.append(show.to_markdown(index=False, disable_numparse=True))
     lines += ["", "Kendall tau-b between our ranking and the benchmark's, per metric:", ""]
     taus = kendall_by_metric(frame)
     lines.append(pd.DataFrame([taus]).to_markdown(index=False, floatfmt=".3f"))

@@ -69,6 +69,7 @@ def az_nas(ctx: ProxyContext) -> dict[str, float]:
 
 
 def _kaiming_fan_in(model: nn.Module, gen: torch.Generator) -> None:
+    """Re-draw weights in place as the reference: Kaiming-normal fan-in, zero biases, BN affine 1 / 0."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):

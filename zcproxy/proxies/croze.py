@@ -28,17 +28,17 @@ def croze(ctx: ProxyContext) -> float:
       running over the batch.
 
     Set-up as the reference: BatchNorm layers are removed (the reference's ``bn=False`` copy), every
-    parameter and buffer is replaced by its absolute value, and all runs in float64 (the BN-free
-    |weights| network overflows float32). Surrogate f': one gradient-ascent direction d_l of the CE loss
-    per weight matrix (dim > 1), rescaled to the weight's norm: W'_l = W_l + ``weight_step`` * ||W_l|| *
-    d_l / ||d_l|| (``weight_step`` = 2.0). Adversarial input x' = clip(x + eps * sign(grad_x CE(f'(x), y)),
-    0, 1) in [0, 1] pixel space, ``eps`` = 0.01.
+    parameter and buffer is replaced by its absolute value, and all runs in float64. Surrogate f': one
+    gradient-ascent direction d_l of the CE loss per weight matrix (dim > 1), rescaled to the weight's
+    norm: W'_l = W_l + ``weight_step`` * ||W_l|| * d_l / ||d_l|| (``weight_step`` = 2.0). Adversarial
+    input x' = clip(x + eps * sign(grad_x CE(f'(x), y)), 0, 1) in [0, 1] pixel space, ``eps`` = 0.01.
 
     Deviations (documented choices): h_l is each layer's own output (the reference pairs layers with the
-    output of their NB201 stage, a space-specific choice); x' ascends the loss as in the paper (the
-    reference code steps ``x - eps * sign``); the surrogate's gradient is zeroed before the final
-    backward (the reference keeps the FGSM gradient in it). A network whose layers get no gradient
-    scores 0.0, flagged ``degenerate``.
+    output of their NB201 stage, a space-specific choice); x' ascends the loss (standard FGSM, the
+    adversarial input the paper describes; the reference code steps ``x - eps * sign``, which descends
+    it); the surrogate's gradient is zeroed before the final backward (the reference keeps the FGSM
+    gradient in it). float64 is required: on full-size NB201 the logits reach ~1e47. A network whose
+    layers get no gradient scores 0.0, flagged ``degenerate``.
     """
     eps, step = float(ctx.options["eps"]), float(ctx.options["weight_step"])
     if eps < 0 or step < 0:

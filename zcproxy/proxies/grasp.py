@@ -17,9 +17,9 @@ def grasp(ctx: ProxyContext) -> float:
 
     As zero-cost-nas ``compute_grasp_per_weight`` (T = 1, one iteration, train-mode BatchNorm, float32)
     including its sign: its authors negate ``theta * Hg`` because accuracy correlated negatively with
-    it, and read the negated sum as higher-is-better, as done here. The reference runs a second forward pass for the differentiable gradient; with
-    train-mode BatchNorm it is identical to the first, so one pass serves both. Sum in float64. Exactly 0
-    (no curvature reaches the weights) is flagged ``degenerate``.
+    it, and read the negated sum as higher-is-better, as done here. The reference runs a second forward
+    pass for the differentiable gradient; with train-mode BatchNorm it is identical to the first, so one
+    pass serves both. Sum in float64. Exactly 0 (no curvature reaches the weights) is flagged ``degenerate``.
     """
     x = check_batch(ctx.x, "grasp")
     model = ctx.model_copy(bn="train", dtype=torch.float32)

@@ -37,7 +37,7 @@ def _check_options(gamma: object, repeats: object) -> tuple[float, int]:
        defaults={"zen_mixup_gamma": 1e-2, "zen_repeats": 1},
        reference="Lin et al., ICCV 2021 (Zen-NAS, compute_zen_score); NAS-Bench-Suite-Zero zen")
 def zen(ctx: ProxyContext) -> float:
-    """Mean over repeats of ``log(mean_n sum_chw |F(x_n) - F(x_n + gamma * e_n)|) + sum_BN log sqrt(mean(running_var))``.
+    """Mean over repeats of ``log(mean_n sum_chw |F(x_n) - F(x_n + gamma e_n)|) + sum_BN log sqrt(mean(var_BN))``.
 
     As Zen-NAS ``compute_nas_score``: per repeat the weights are redrawn from N(0, 1) (BatchNorm affine
     reset to 1 / 0), x and e are standard Gaussian batches of the proxy batch's shape, F is the feature map

@@ -88,11 +88,12 @@ class Domain:
         left = np.setdiff1d(self.representatives, np.fromiter(exclude, dtype=np.int64, count=len(exclude)))
         return int(left[rng.integers(left.size)]) if left.size else None
 
-    def mutate(self, arch: int, rng: np.random.Generator) -> int | None:
+    def mutate(self, arch: int, rng: np.random.Generator,
+               exclude: set[int] | frozenset[int] = frozenset()) -> int | None:
         """Representative of a random one-edge mutation of ``arch`` that lies in the domain.
 
-        Picks an edge and a different op uniformly among all 6 x 4 neighbours whose representative is
-        allowed; returns None when no neighbour is allowed.
+        Picks uniformly among the 6 x 4 neighbours (one edge, a different op) whose representative is
+        allowed and not in ``exclude``; returns None when there is none.
         """
         ids = genotype_ids(arch)
         neighbours = []
@@ -102,10 +103,11 @@ class Domain:
                     child = ids.copy()
                     child[edge] = op
                     neighbours.append(index_of_ids(child))
-        allowed = [n for n in neighbours if self.index_allowed[n]]
+        reps = _tables()[1]
+        allowed = [n for n in neighbours if self.index_allowed[n] and int(reps[n]) not in exclude]
         if not allowed:
             return None
-        return int(_tables()[1][allowed[rng.integers(len(allowed))]])
+        return int(reps[allowed[rng.integers(len(allowed))]])
 
     def subspace_mask(self, ops_per_edge: list[set[int]]) -> np.ndarray:
         """Bool mask over the 15,625 indices: genotype uses only allowed ops on each edge and is in the domain."""

@@ -8,16 +8,17 @@ from .random_search import _rng
 from .result import SearchResult
 
 
-def regularized_evolution(objective: Objective, *, seed: int = 0, population: int = 10,
-                          sample_size: int = 3) -> SearchResult:
+def regularized_evolution(objective: Objective, *, seed: int = 0, population: int = 20,
+                          sample_size: int = 5) -> SearchResult:
     """REA: start from ``population`` random representatives; each cycle draws ``sample_size`` members
     uniformly (with replacement), mutates the best one (one edge gets a different op; the child is
     replaced by its representative), evaluates the child, appends it and removes the oldest member.
 
-    A child already evaluated joins the population at no cost; when the search domain is a subset,
-    mutations are drawn among neighbours inside it (a random domain arch when none is). Returns the best
-    evaluated architecture. Stops when the budget is spent or after ``50 * population`` consecutive
-    cycles that produce no new architecture (neighbourhood exhausted).
+    Children are always new architectures: the mutation is drawn among the parent's neighbours that are
+    in the search domain and not evaluated yet, and when there is none (an exhausted neighbourhood, or a
+    sparse domain such as a partly scored store) the child is a random unevaluated domain architecture.
+    So every cycle costs exactly one proxy evaluation, as in REA on a benchmark table. Returns the best
+    evaluated architecture.
     """
     for name, value in (("population", population), ("sample_size", sample_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -27,22 +28,17 @@ def regularized_evolution(objective: Objective, *, seed: int = 0, population: in
     rng = _rng(seed)
     domain = objective.domain
     members: deque[int] = deque()
-    seen: set[int] = set()
     while len(members) < population and not objective.exhausted:
-        arch = domain.sample(rng, exclude=seen)
-        if arch is None:
-            break
-        seen.add(arch)
+        arch = domain.sample(rng, exclude=objective.evaluated)
         objective(arch)
         members.append(arch)
-    stale = 0
-    while members and not objective.exhausted and stale < 50 * population:
+    while members and not objective.exhausted:
         picks = [members[int(i)] for i in rng.integers(len(members), size=sample_size)]
         parent = max(picks, key=objective)  # all members are evaluated: no cost
-        child = domain.mutate(parent, rng)
+        evaluated = objective.evaluated
+        child = domain.mutate(parent, rng, exclude=evaluated)
         if child is None:
-            child = domain.sample(rng)
-        stale = stale + 1 if objective.known(child) is not None else 0
+            child = domain.sample(rng, exclude=evaluated)
         objective(child)
         members.append(child)
         if len(members) > population:

@@ -93,6 +93,11 @@ class Objective:
                 or (b.seconds is not None and self.compute_seconds >= b.seconds)
                 or self.evaluations >= len(self.domain))
 
+    @property
+    def evaluated(self) -> frozenset[int]:
+        """Representatives evaluated so far."""
+        return frozenset(self._known)
+
     def known(self, arch: int) -> Evaluation | None:
         """The evaluation of ``arch``'s representative if already made in this run (free)."""
         return self._known.get(NB201.representative(arch))

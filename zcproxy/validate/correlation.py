@@ -5,6 +5,7 @@ always means "the proxy orders architectures exactly like the ground truth".
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 
@@ -54,9 +55,11 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
     resamples = _Resamples(bootstrap, seed, percents)
     rows = []
     for dataset in dict.fromkeys(d for d, _ in targets):
-        truth_cache: dict = {}  # prepared truth columns of this dataset, reused by every proxy
+        # prepared truth column per metric for the latest set of archs (every proxy of a complete store
+        # shares it); one entry per metric bounds the memory at metrics x n x bootstrap floats
+        truth_cache: dict[str, tuple[bytes, dict]] = {}
         for column in scores.columns:
-            values = pd.to_numeric(scores[column], errors="coerce").astype(np.float64)
+            values = scores[column].astype(np.float64)
             score_cache: dict = {}
             for metric in (m for d, m in targets if d == dataset):
                 target = truth[(dataset, metric)].astype(np.float64)
@@ -69,8 +72,10 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
                 row = {"proxy": column, "dataset": dataset, "metric": metric, "n": int(keep.size),
                        "missing": int(missing), "degenerate": int(bad.sum())}
                 key = keep.tobytes()
-                row.update(resamples.statistics(x, y, score_cache.setdefault(key, {}),
-                                                truth_cache.setdefault((metric, key), {}), confidence))
+                if truth_cache.get(metric, (None,))[0] != key:
+                    truth_cache[metric] = (key, {})
+                row.update(resamples.statistics(x, y, score_cache.setdefault(key, {}), truth_cache[metric][1],
+                                                confidence))
                 row["higher_is_better"] = bool(orient[column])
                 row["note"] = _note(x, y)
                 rows.append(row)
@@ -225,8 +230,8 @@ def _degenerate_mask(scores: pd.DataFrame, flags: pd.DataFrame | None) -> pd.Dat
 def _is_degenerate_flag(entry: object) -> bool:
     if isinstance(entry, (bool, np.bool_)):
         return bool(entry)
-    if isinstance(entry, str):
-        return "degenerate" in entry.replace(";", ",").split(",") or entry.strip() == "degenerate"
+    if isinstance(entry, str):  # "degenerate", "a,degenerate" or a JSON list as written by `zcproxy export`
+        return re.search(r"\bdegenerate\b", entry) is not None
     if isinstance(entry, (set, frozenset, tuple, list)):
         return "degenerate" in entry
     return False
@@ -241,6 +246,10 @@ def _check_frame(scores: object, name: str) -> None:
                          "score some architectures first (zcproxy rank)")
     if not pd.api.types.is_integer_dtype(scores.index.dtype):
         raise ValueError(f"{name} must be indexed by NB201 arch index (integers), got index dtype {scores.index.dtype}")
+    if name == "scores":
+        text = [c for c in scores.columns if not pd.api.types.is_numeric_dtype(scores[c])]
+        if text:
+            raise ValueError(f"score column(s) {text} are not numeric; pass proxy values (NaN = not scored)")
     if scores.index.has_duplicates:
         raise ValueError(f"{name} has duplicate arch indices {sorted(set(scores.index[scores.index.duplicated()]))[:5]}")
     if len(scores.index) and (scores.index.min() < 0 or scores.index.max() >= NB201.size):

@@ -54,7 +54,9 @@ def oriented_ranks(scores: pd.DataFrame, orientation: Mapping[str, bool] | None 
     orient = orientations(scores.columns, orientation)
     out = {}
     for column in scores.columns:
-        values = pd.to_numeric(scores[column], errors="coerce").astype(np.float64)
+        if not pd.api.types.is_numeric_dtype(scores[column]):
+            raise ValueError(f"score column {column!r} is not numeric (dtype {scores[column].dtype})")
+        values = scores[column].astype(np.float64)
         oriented = values if orient[column] else -values
         oriented = oriented.where(~np.isinf(values), -np.inf)
         ranks = oriented.rank(method="average", na_option="keep")

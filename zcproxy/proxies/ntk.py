@@ -1,0 +1,228 @@
+"""NTK proxies of Wu et al., ICLR 2024 ("Robust NAS under adversarial training", NAS-RobBench-201) and the
+TE-NAS condition number (Chen et al., ICLR 2021).
+
+With X the proxy batch, A = A_eps the attack (FGSM by default, eps = 8/255) and J(.) the Jacobian of the
+summed output at initialisation (:mod:`zcproxy.ntk`, frozen BatchNorm statistics by default):
+
+- ``ntk_clean``        = lambda_min(K),  K = J(X) J(X)^T
+- ``ntk_robust``       = lambda_min(K~), K~ = J(A(X)) J(A(X))^T
+- ``ntk_joint_clean``  = lambda_min(K_all(beta)), K_all = (1-b)^2 K + b(1-b)(K_ + K_^T) + b^2 K~ with the
+  cross kernel K_ = J(X) J(A(X))^T; computed as J_b J_b^T with J_b = (1-b) J(X) + b J(A(X)).
+- ``ntk_joint_robust`` = the same with (A(X), A(A(X))) in place of (X, A(X)): the paper's kernel for
+  robust accuracy.
+- ``ntk_cond``         = lambda_max(K) / lambda_min(K) (TE-NAS; lower is better).
+
+Higher lambda_min predicts higher accuracy. beta defaults to 1.0 (the benchmark's pure adversarial
+training), where ``ntk_joint_clean`` equals ``ntk_robust``. Within one ``score()`` call X, A(X), A(A(X))
+and each Jacobian are computed once and shared by all five proxies. A singular kernel (constant-output
+networks) gives lambda_min = 0, cond = inf and the "degenerate" flag.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .. import attacks as _attacks
+from .. import ntk as _ntk
+from ._hooks import check_batch
+from ._registry import ProxyContext, proxy
+
+__all__ = ["ntk_clean", "ntk_robust", "ntk_joint_clean", "ntk_joint_robust", "ntk_cond", "ntk_scores"]
+
+_REFERENCE = "Wu, Liu, Simon-Gabriel, Chrysos & Cevher, ICLR 2024 (NAS-RobBench-201), arXiv 2403.13134"
+_JACOBIAN_DEFAULTS: dict[str, Any] = {"ntk_output": "sum", "ntk_bn": "frozen", "ntk_params": "all"}
+_ATTACK_DEFAULTS: dict[str, Any] = {"attack": "fgsm", "eps": 8 / 255, "pgd_steps": 10, "pgd_step_size": None,
+                                    "random_start": False, "attack_bn": "train"}
+_NORMALIZE = (None, "trace")
+
+
+@proxy("ntk_clean", needs=("data",), bn="train", dtype=torch.float32, higher_is_better=True, cost="jacobian",
+       reference=_REFERENCE, defaults={**_JACOBIAN_DEFAULTS, "normalize": None})
+def ntk_clean(ctx: ProxyContext) -> float:
+    """lambda_min(J(X) J(X)^T) (divided by its trace when normalize="trace")."""
+    if ctx.zero_output:
+        ctx.flag("degenerate")
+        return 0.0
+    return _lambda_min(ctx, ("clean",))
+
+
+@proxy("ntk_robust", needs=("data", "labels"), bn="train", dtype=torch.float32, higher_is_better=True,
+       cost="attack", reference=_REFERENCE, defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "normalize": None})
+def ntk_robust(ctx: ProxyContext) -> float:
+    """lambda_min(J(A(X)) J(A(X))^T)."""
+    if ctx.zero_output:
+        ctx.flag("degenerate")
+        return 0.0
+    return _lambda_min(ctx, ("single", 1))
+
+
+@proxy("ntk_joint_clean", needs=("data", "labels"), bn="train", dtype=torch.float32, higher_is_better=True,
+       cost="attack", reference=_REFERENCE,
+       defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "beta": 1.0, "normalize": None})
+def ntk_joint_clean(ctx: ProxyContext) -> float:
+    """lambda_min(J_b J_b^T), J_b = (1 - beta) J(X) + beta J(A(X))."""
+    if ctx.zero_output:
+        ctx.flag("degenerate")
+        return 0.0
+    return _lambda_min(ctx, ("joint", 0, _ntk._check_beta(ctx.options["beta"])))
+
+
+@proxy("ntk_joint_robust", needs=("data", "labels"), bn="train", dtype=torch.float32, higher_is_better=True,
+       cost="attack", reference=_REFERENCE,
+       defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "beta": 1.0, "normalize": None})
+def ntk_joint_robust(ctx: ProxyContext) -> float:
+    """lambda_min(J_b J_b^T), J_b = (1 - beta) J(A(X)) + beta J(A(A(X)))."""
+    if ctx.zero_output:
+        ctx.flag("degenerate")
+        return 0.0
+    return _lambda_min(ctx, ("joint", 1, _ntk._check_beta(ctx.options["beta"])))
+
+
+@proxy("ntk_cond", needs=("data",), bn="train", dtype=torch.float32, higher_is_better=False, cost="jacobian",
+       reference="Chen, Gong & Wang, ICLR 2021 (TE-NAS), condition number of the NTK",
+       defaults=dict(_JACOBIAN_DEFAULTS))
+def ntk_cond(ctx: ProxyContext) -> float:
+    """lambda_max(K) / lambda_min(K) of the clean kernel; inf (flag "degenerate") when K is singular."""
+    if ctx.zero_output:
+        ctx.flag("degenerate")
+        return math.inf
+    s = _spectrum(ctx, ("clean",))
+    if s.degenerate:
+        ctx.flag("degenerate")
+    return s.cond
+
+
+def ntk_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str = "fgsm", eps: float = 8 / 255,
+               betas: Iterable[float] = (0.0, 0.25, 0.5, 0.75, 1.0), bn: str = "frozen", output: str = "sum",
+               params: str = "all", pgd_steps: int = 10, pgd_step_size: float | None = None,
+               random_start: bool = False, attack_bn: str = "train", normalize: str | None = None, seed: int = 0,
+               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Every NTK score of one network for several beta at once (for sweeps), from three Jacobians.
+
+    Returns ``ntk_clean``, ``ntk_robust``, ``ntk_cond`` and ``ntk_joint_clean@<beta>`` /
+    ``ntk_joint_robust@<beta>`` for each beta (formatted with ``:g``). The joint kernels are assembled
+    from the Gram blocks, (1-b)^2 K00 + b(1-b)(K01 + K01^T) + b^2 K11, so extra betas cost only an
+    eigendecomposition each. Singular kernels give 0 (cond: inf). Random starts (``random_start``) draw
+    from generators seeded by ``seed`` and the attack level.
+    """
+    betas = tuple(_ntk._check_beta(b) for b in betas)
+    _check_normalize(normalize)
+    device = torch.device(device)
+    x = check_batch(x, "ntk_scores").to(device=device, dtype=dtype)
+    settings = dict(method=attack, eps=eps, steps=pgd_steps, step_size=pgd_step_size,
+                    random_start=random_start, bn=attack_bn, device=device, dtype=dtype)
+    adversarial = [x]
+    for level in (1, 2):
+        generator = _seeded_generator(seed, level) if random_start else None
+        adversarial.append(_attacks.attack(model, adversarial[-1], y, generator=generator, **settings))
+    jacobians = [_ntk.jacobian(model, a, output=output, bn=bn, params=params, dtype=dtype, device=device)
+                 for a in adversarial]
+    k00, k11, k22 = (_ntk.gram(j) for j in jacobians)
+    k01 = _ntk.gram(jacobians[0], jacobians[1])
+    k12 = _ntk.gram(jacobians[1], jacobians[2])
+    clean = _ntk.spectrum(k00)
+    scores = {"ntk_clean": _normalized(clean, normalize), "ntk_cond": clean.cond,
+              "ntk_robust": _normalized(_ntk.spectrum(k11), normalize)}
+    for beta in betas:
+        for name, (ka, kab, kb) in (("ntk_joint_clean", (k00, k01, k11)), ("ntk_joint_robust", (k11, k12, k22))):
+            joint = (1 - beta) ** 2 * ka + beta * (1 - beta) * (kab + kab.T) + beta ** 2 * kb
+            scores[f"{name}@{beta:g}"] = _normalized(_ntk.spectrum(joint), normalize)
+    return scores
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _check_normalize(normalize: object) -> None:
+    if normalize not in _NORMALIZE:
+        raise ValueError(f"normalize must be None or 'trace' (divide lambda_min by the kernel trace), got {normalize!r}")
+
+
+def _normalized(s: _ntk.Spectrum, normalize: str | None) -> float:
+    if normalize == "trace":
+        return s.lambda_min / s.trace if s.trace > 0 else 0.0
+    return s.lambda_min
+
+
+def _seeded_generator(seed: int, offset: int) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    g.manual_seed(int(seed) * 1_000_003 + int(offset))
+    return g
+
+
+def _jacobian_key(options: Mapping[str, Any]) -> tuple:
+    return tuple(options[k] for k in _JACOBIAN_DEFAULTS)
+
+
+def _attack_key(options: Mapping[str, Any]) -> tuple:
+    return tuple(options[k] for k in _ATTACK_DEFAULTS)
+
+
+def _adversarial(ctx: ProxyContext, level: int) -> torch.Tensor:
+    """A^level(X): level 1 = A(X), level 2 = A(A(X)), each attack run once per score() call."""
+    options = ctx.options
+    dtype = ctx.spec.dtype if ctx.spec else torch.float32
+
+    def compute() -> torch.Tensor:
+        start = check_batch(ctx.x, ctx.spec.name if ctx.spec else "ntk") if level == 1 else _adversarial(ctx, level - 1)
+        return _attacks.attack(
+            ctx.model_copy(), start, ctx.y, method=options["attack"], eps=options["eps"],
+            steps=options["pgd_steps"], step_size=options["pgd_step_size"], random_start=options["random_start"],
+            generator=ctx.generator(offset=level) if options["random_start"] else None, bn=options["attack_bn"],
+            device=ctx.device, dtype=dtype)
+
+    return ctx.shared(("ntk.adversarial", level, _attack_key(options), dtype), compute)
+
+
+def _jacobian(ctx: ProxyContext, level: int) -> _ntk.Jacobian:
+    """J(A^level(X)), computed once per score() call for given settings."""
+    options = ctx.options
+    dtype = ctx.spec.dtype if ctx.spec else torch.float32
+    attack_key = _attack_key(options) if level > 0 else None
+
+    def compute() -> _ntk.Jacobian:
+        inputs = check_batch(ctx.x, ctx.spec.name if ctx.spec else "ntk") if level == 0 else _adversarial(ctx, level)
+        return _ntk.jacobian(ctx.model_copy(), inputs, output=options["ntk_output"], bn=options["ntk_bn"],
+                             params=options["ntk_params"], dtype=dtype, device=ctx.device)
+
+    return ctx.shared(("ntk.jacobian", level, _jacobian_key(options), attack_key, dtype), compute)
+
+
+def _spectrum(ctx: ProxyContext, kernel: tuple) -> _ntk.Spectrum:
+    """Spectrum of ("clean",), ("single", level) or ("joint", level, beta): J_b J_b^T for the pair
+    (A^level(X), A^(level+1)(X))."""
+    options = ctx.options
+    dtype = ctx.spec.dtype if ctx.spec else torch.float32
+    kind = kernel[0]
+    if kind == "joint":
+        levels: tuple[int, ...] = (kernel[1], kernel[1] + 1)
+    else:
+        levels = (0,) if kind == "clean" else (kernel[1],)
+    attack_key = _attack_key(options) if max(levels) > 0 else None
+
+    def compute() -> _ntk.Spectrum:
+        if kind == "joint":
+            first, second = (_jacobian(ctx, level) for level in levels)
+            return _ntk.spectrum(_ntk.gram(_ntk.mix(first, second, kernel[2])))
+        return _ntk.spectrum(_ntk.gram(_jacobian(ctx, levels[0])))
+
+    return ctx.shared(("ntk.spectrum", kernel, _jacobian_key(options), attack_key, dtype), compute)
+
+
+def _canonical(kernel: tuple) -> tuple:
+    """Joint kernels at beta = 0 or 1 are single kernels: share their cached spectrum."""
+    if kernel[0] == "joint" and kernel[2] in (0.0, 1.0):
+        level = kernel[1] + int(kernel[2])
+        return ("clean",) if level == 0 else ("single", level)
+    return kernel
+
+
+def _lambda_min(ctx: ProxyContext, kernel: tuple) -> float:
+    _check_normalize(ctx.options.get("normalize"))
+    if kernel[0] != "clean" and ctx.options["attack"] not in _attacks.METHODS:
+        raise ValueError(f"option attack must be one of {list(_attacks.METHODS)}, got {ctx.options['attack']!r}")
+    s = _spectrum(ctx, _canonical(kernel))
+    if s.degenerate:
+        ctx.flag("degenerate")
+    return _normalized(s, ctx.options.get("normalize"))
