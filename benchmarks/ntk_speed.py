@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import resource
 import statistics
@@ -180,28 +181,34 @@ def pick_archs() -> dict[str, int]:
             "large": by_signature[large[1]][0]}
 
 
-def plan(sizes: list[int]) -> list[tuple[str, int, str, int | None]]:
-    """(arch label, N, method, chunk_size) within a ~10 minute budget on 2 cores."""
+def plan(sizes: list[int], labels: list[str]) -> list[tuple[str, int, str, int | None]]:
+    """(arch label, N, method, chunk_size), kept to a ~10 minute budget on 2 idle cores.
+
+    The quadratic methods (``batch``, ``loop_batch``) run at N <= 32 (N <= 64 on the small arch); the
+    loops and the five-score comparison run at N = 64; ``fwd_bwd`` alone (for its memory) at 64 and 128.
+    """
     configs = []
-    for label in ("small", "median", "large"):
+    for label in labels:
         for n in sizes:
-            configs += [(label, n, "fwd_bwd", None), (label, n, "frozen", None)]
-            if n in (16, 64):
-                configs.append((label, n, "loop_frozen", None))
-            quadratic_limit = 32 if label == "large" else 64
-            if n <= quadratic_limit and n != 128:
-                configs += [(label, n, "batch", None), (label, n, "loop_batch", None)]
+            configs.append((label, n, "frozen", None))
+            if n >= 64:
+                configs.append((label, n, "fwd_bwd", None))
             if n == 64:
-                configs += [(label, n, "five", None), (label, n, "five_loop", None)]
-    configs.append(("large", 128, "frozen", 32))
-    configs.append(("small", 128, "batch", 16))
-    return [c for c in configs if c[1] in sizes]
+                configs += [(label, n, "loop_frozen", None), (label, n, "five", None), (label, n, "five_loop", None)]
+            if n <= (64 if label == "small" else 32):
+                configs += [(label, n, "batch", None), (label, n, "loop_batch", None)]
+    if 128 in sizes:
+        configs += [(label, 128, "frozen", 32) for label in labels if label == "large"]
+        configs += [(label, 128, "batch", 16) for label in labels if label == "small"]
+    return configs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--archs", nargs="+", default=["small", "median", "large"],
+                        choices=["small", "median", "large"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -216,7 +223,7 @@ def main() -> None:
     archs = pick_archs()
     params = {label: _param_count(i) for label, i in archs.items()}
     rows = []
-    for label, n, method, chunk in plan(args.sizes):
+    for label, n, method, chunk in plan(args.sizes, args.archs):
         config = {"arch": archs[label], "n": n, "method": method, "chunk": chunk, "threads": args.threads,
                   "seed": args.seed, "repeats": args.repeats}
         row = {"arch_label": label, "arch": archs[label], "params": params[label], "n": n, "method": method,
@@ -232,20 +239,28 @@ def main() -> None:
         if row["status"] == "ok":
             row["ratio_to_fwd_bwd"] = row["seconds"] / row["fwd_bwd_seconds"]
         rows.append(row)
+        _write(rows, archs, params, args, time.perf_counter() - started)  # partial results survive an abort
         print(f"{label:6s} N={n:<3d} {method:11s} chunk={chunk} -> {row.get('seconds', float('nan')):.3f}s "
               f"ratio={row.get('ratio_to_fwd_bwd', float('nan')):.2f} peak={row.get('peak_mb', float('nan')):.0f}MB "
               f"{row['status']}", flush=True)
+    out = _write(rows, archs, params, args, time.perf_counter() - started)
+    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+
+
+def _write(rows: list[dict], archs: dict, params: dict, args, elapsed: float) -> Path:
     table = pd.DataFrame(rows)
+    if "chunk_size" in table:
+        table["chunk_size"] = table["chunk_size"].astype("float64")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
-    out.with_suffix(".md").write_text(_markdown(table, archs, params, args, time.perf_counter() - started))
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    out.with_suffix(".md").write_text(_markdown(table, archs, params, args, elapsed))
+    return out
 
 
 def _lookup(table: pd.DataFrame, label: str, n: int, method: str, column: str) -> float | None:
     hit = table[(table.arch_label == label) & (table.n == n) & (table.method == method) & table.chunk_size.isna()]
-    if hit.empty or hit.iloc[0]["status"] != "ok":
+    if hit.empty or column not in hit or hit.iloc[0]["status"] != "ok":
         return None
     return float(hit.iloc[0][column])
 
@@ -266,14 +281,15 @@ def _markdown(table: pd.DataFrame, archs: dict, params: dict, args, elapsed: flo
         f"repeats {args.repeats} (1 for {', '.join(HEAVY)}); medians; ratio = method / batched fwd+bwd timed "
         "interleaved in the same subprocess. Peak = ru_maxrss growth during the first (cold) run.",
         "Architectures (NB201 representatives by parameter count): "
-        + ", ".join(f"{k} = {archs[k]} ({params[k]:,} params)" for k in ("small", "median", "large")) + ".",
-        "The machine is shared with other jobs, so absolute times are noisy; ratios are more stable.",
+        + ", ".join(f"{k} = {archs[k]} ({params[k]:,} params)" for k in args.archs) + ".",
+        "The machine is shared with other jobs, so absolute times are noisy; ratios are more stable "
+        f"(1/5/15-min load average when written: {', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
         "",
         "## Targets at N = 64",
         "",
     ]
     checks = []
-    for label in ("small", "median", "large"):
+    for label in args.archs:
         frozen = _lookup(table, label, 64, "frozen", "ratio_to_fwd_bwd")
         five = _lookup(table, label, 64, "five", "ratio_to_fwd_bwd")
         five_s = _lookup(table, label, 64, "five", "seconds")

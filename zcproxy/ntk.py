@@ -41,7 +41,7 @@ PARAMS = ("all", "weights")
 _GRAM_BLOCK_BYTES = 64 * 2**20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Jacobian:
     """Rows of d f / d theta at the current weights, parameters concatenated in ``names`` order.
 

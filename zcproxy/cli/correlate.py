@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .score import assignment, options_dict
@@ -102,6 +103,14 @@ def _write_correlations(args: argparse.Namespace, out: Path) -> None:
         orientation[name] = word == "higher"
     truth = (load_nasrobbench201 if args.truth == "nasrobbench201" else load_nb201)(args.data_dir)
     datasets = None if args.dataset == "all" else [args.dataset]
+    scored_on = {s.get("dataset") for s in long["settings"] if s.get("dataset") is not None}
+    if settings.get("dataset") is not None:
+        scored_on = {settings["dataset"]}
+    foreign = sorted({d for d, _ in truth.columns if d != "arch"} if datasets is None else set(datasets))
+    foreign = [d for d in foreign if d not in scored_on]
+    if scored_on and foreign:
+        print(f"zcproxy correlate: note: the scores were computed on {sorted(scored_on)}; correlating them "
+              f"with {foreign} accuracies measures transfer (score with --dataset to match)", file=sys.stderr)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     table = correlate(scores, truth, datasets=datasets, metrics=metrics, orientation=orientation,
                       representatives_only=not args.all_15625, bootstrap=args.bootstrap, seed=args.seed,

@@ -71,7 +71,7 @@ def plot_scatter(scores: pd.DataFrame, truth: pd.DataFrame, proxies: Sequence[st
         oriented = values.loc[archs] * (1.0 if orient[name] else -1.0)
         percentile = oriented.rank(pct=True).to_numpy()
         accuracy = target.loc[archs].to_numpy(dtype=float)
-        ax.scatter(percentile, accuracy, s=3, alpha=0.35, linewidths=0)
+        ax.scatter(percentile, accuracy, s=float(np.clip(3000 / archs.size, 2, 16)), alpha=0.5, linewidths=0)
         tau = pd.Series(percentile).corr(pd.Series(accuracy), method="kendall")
         ax.set_title(f"{name}  (tau={tau:.3f}, n={archs.size})", fontsize=9)
         ax.set_xlabel("proxy percentile (oriented)")
