@@ -230,6 +230,7 @@ def test_correlate_reports_too_few_points_instead_of_silent_nan():
     ({"bootstrap": -1}, "bootstrap"),
     ({"topk": (0,)}, "topk"),
     ({"confidence": 1.5}, "confidence"),
+    ({"seed": -3}, "seed"),
 ])
 def test_correlate_rejects_bad_arguments(kwargs, message):
     truth = _truth()
@@ -268,10 +269,9 @@ def test_benchmark_agreement_on_synthetic_truth():
 
 
 @pytest.mark.data
-def test_committed_benchmark_agreement_matches_real_data(data_dir):
-    from zcproxy.truth import load_nasrobbench201, load_nb201
-
-    table = benchmark_agreement(load_nasrobbench201(data_dir), load_nb201(data_dir))
+def test_committed_benchmark_agreement_matches_real_data(data_dir, tmp_path):
+    assert main(["correlate", "--agreement", "--out", str(tmp_path), "--data-dir", str(data_dir)]) == 0
+    table = pd.read_csv(tmp_path / "benchmark_agreement.csv")
     committed = pd.read_csv(Path(__file__).resolve().parents[1] / "results/correlation/benchmark_agreement.csv")
     assert len(table) == len(committed) == 63
     np.testing.assert_allclose(table[["kendall", "spearman", "pearson"]].to_numpy(),

@@ -46,6 +46,7 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
     _check_frame(scores, "scores")
     _check_truth(truth)
     bootstrap = _check_count(bootstrap, "bootstrap")
+    seed = _check_count(seed, "seed")
     if not 0.0 < float(confidence) < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     percents = _check_topk(topk)
