@@ -338,6 +338,7 @@ def test_cli_correlate_writes_tables_and_plots(tmp_path, data_dir, capsys):
     out = tmp_path / "out"
     code = main(["correlate", "--store", str(tmp_path / "s.sqlite"), "--out", str(out), "--bootstrap", "50",
                  "--orientation", "fake_loss=lower", "--metrics", "clean,pgd_8", "--filter", "seed=0",
+                 "--ensemble", "pgd_8",
                  "--data-dir", str(data_dir)])
     assert code == 0
     printed = capsys.readouterr().out
@@ -346,8 +347,11 @@ def test_cli_correlate_writes_tables_and_plots(tmp_path, data_dir, capsys):
     loss = table[(table.proxy == "fake_loss") & (table.metric == "pgd_8")].iloc[0]
     assert loss["kendall"] == pytest.approx(1.0) and loss["degenerate"] == 1 and loss["n"] == 59
     for name in ("correlation_nasrobbench201_cifar10.md", "correlation_nasrobbench201_cifar10_heatmap.png",
-                 "correlation_nasrobbench201_cifar10_scatter_cifar10_pgd_8.png"):
+                 "correlation_nasrobbench201_cifar10_scatter_cifar10_pgd_8.png",
+                 "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.md"):
         assert (out / name).stat().st_size > 0
+    folds = pd.read_csv(out / "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
+    assert len(folds) == 4 and (folds["n_fit"] + folds["n_test"] == 60).all()
 
 
 @pytest.mark.parametrize("argv, message", [

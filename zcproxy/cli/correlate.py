@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="orientation of a column that is not a registered proxy output (repeatable)")
     parser.add_argument("--scatter", type=int, default=6, metavar="K",
                         help="scatter plots of the K best proxies against the first metric (default 6; 0 = none)")
+    parser.add_argument("--ensemble", metavar="METRIC",
+                        help="also fit rank ensembles (log-rank, NNLS) to METRIC (e.g. pgd_8) of each dataset with "
+                        "two-fold held-out evaluation; writes <stem>_ensemble_<dataset>_<METRIC>.{csv,md}")
     parser.add_argument("--agreement", action="store_true",
                         help="also write benchmark_agreement.{csv,md}: rank agreement of the benchmark's own "
                         "metrics (needs no --store)")
@@ -138,7 +141,29 @@ def _write_correlations(args: argparse.Namespace, out: Path) -> None:
                 written.append(plot_scatter(scores, truth, best, out / f"{stem}_scatter_{dataset}_{metric}.png",
                                             dataset=dataset, metric=metric, orientation=orientation,
                                             representatives_only=not args.all_15625))
+    if args.ensemble:
+        written += _write_ensembles(args, scores, truth, table, orientation, stem, out)
     print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _write_ensembles(args, scores, truth, table, orientation, stem: str, out: Path) -> list[Path]:
+    from ..validate.ensemble import cross_validated
+
+    written = []
+    for dataset in dict.fromkeys(table["dataset"]):
+        if (dataset, args.ensemble) not in truth.columns:
+            raise ValueError(f"--ensemble {args.ensemble}: the truth has no such metric for {dataset}")
+        folds = cross_validated(scores, truth, dataset, args.ensemble, args.seed, orientation=orientation,
+                                representatives_only=not args.all_15625)
+        path = out / f"{stem}_ensemble_{dataset}_{args.ensemble}"
+        folds.to_csv(path.with_suffix(".csv"), index=False, float_format="%.6f")
+        markdown = _markdown(folds, floatfmt=".3f")
+        path.with_suffix(".md").write_text(
+            f"Ensembles for {dataset} {args.ensemble}: members and weights chosen on one half of the "
+            f"architectures (seed {args.seed}), Kendall tau reported on the other half.\n\n{markdown}\n")
+        print(markdown)
+        written += [path.with_suffix(".csv"), path.with_suffix(".md")]
+    return written
 
 
 def _summary(table):
