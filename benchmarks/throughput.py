@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--proxies", default="all")
     parser.add_argument("--out", default="results/perf/throughput", help="output path without extension")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="stop sampling new archs after this long (the report says how many were measured)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -73,13 +75,19 @@ def main() -> None:
     rows, totals, failures = [], {}, {}
     wall_start = time.perf_counter()
     for k, arch in enumerate(archs, 1):
+        if args.budget_minutes is not None and time.perf_counter() - wall_start > 60 * args.budget_minutes:
+            print(f"time budget of {args.budget_minutes} min reached after {k - 1} archs", flush=True)
+            break
         results, failed, seconds = _score_all(arch, names, batch, args)
         totals[arch] = seconds
         failures.update({(arch, p): m for p, m in failed.items()})
-        for proxy, secs in _per_proxy(results).items():
+        split = _per_proxy(results)
+        for proxy, secs in split.items():
             rows.append({"arch": arch, "proxy": proxy, "cost": proxies.spec(proxy).cost, "seconds": secs,
                          "arch_seconds": seconds})
-        print(f"[{k}/{len(archs)}] arch {arch}: {seconds:.1f} s, {len(failed)} failed", flush=True)
+        slowest = ", ".join(f"{p} {t:.1f}" for p, t in sorted(split.items(), key=lambda kv: -kv[1])[:4])
+        print(f"[{k}/{len(archs)}] arch {arch}: {seconds:.1f} s ({slowest}), {len(failed)} failed, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
     wall = time.perf_counter() - wall_start
 
     median_arch = sorted(totals, key=totals.get)[len(totals) // 2]
@@ -94,7 +102,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     frame = pd.DataFrame(rows)
-    settings = {"seed": args.seed, "batch": args.batch, "torch_threads": args.threads, "archs": len(archs),
+    settings = {"seed": args.seed, "batch": args.batch, "torch_threads": args.threads, "archs": len(totals),
                 "torch": torch.__version__, "cpu_cores": len(os.sched_getaffinity(0))}
     for key, value in settings.items():
         frame[key] = value
@@ -113,14 +121,17 @@ def main() -> None:
         "",
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.processor() or platform.machine()}, "
         f"{settings['cpu_cores']} CPU cores, torch {torch.__version__} with {args.threads} threads, "
-        f"CPU, batch {args.batch}, seed {args.seed}, {len(archs)} seeded unique archs (`sample:{args.archs}`), "
+        f"CPU, batch {args.batch}, seed {args.seed}, seeded unique archs from `sample:{args.archs}`, "
         f"{len(names)} proxies. Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} "
         "(the machine was shared with other jobs, so times are upper bounds).",
         "",
         "Command: `ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/throughput.py "
-        f"--archs {args.archs} --seed {args.seed} --batch {args.batch}`",
+        f"--archs {args.archs} --seed {args.seed} --batch {args.batch}"
+        + (f" --budget-minutes {args.budget_minutes:g}`" if args.budget_minutes is not None else "`"),
         "",
-        f"- Throughput: **{3600 * len(archs) / wall:.0f} archs/hour** ({wall:.0f} s for {len(archs)} archs; "
+        f"- Measured {len(totals)} of the {len(archs)} sampled archs"
+        + (f" (stopped by the {args.budget_minutes} min budget)." if len(totals) < len(archs) else "."),
+        f"- Throughput: **{3600 * len(totals) / wall:.0f} archs/hour** ({wall:.0f} s for {len(totals)} archs; "
         f"batch loading {batch_seconds:.2f} s once).",
         f"- Seconds per arch, all proxies: median **{median_seconds:.1f} s**, min {per_arch[0]:.1f}, "
         f"max {per_arch[-1]:.1f}. Target <= {TARGET_SECONDS:.0f} s for the median arch: "
