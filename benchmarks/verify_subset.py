@@ -91,10 +91,10 @@ def _proxy_table(args: argparse.Namespace, frame: pd.DataFrame, scores: dict[str
             sign = 1.0 if orientation.get(name, (None, True))[1] else -1.0
             row[name] = float(kendalltau([sign * v for v in values], frame[column]).statistic)
         rows.append(row)
-    values = pd.DataFrame({"index": frame["index"], **{n: [scores[str(i)].get(n, math.nan) for i in frame["index"]]
-                                                       for n in names}})
+    values = pd.DataFrame({"index": [str(i) for i in frame["index"]],
+                           **{n: [f"{scores[str(i)].get(n, math.nan):.4g}" for i in frame["index"]] for n in names}})
     return ("## Zero-cost proxies on the same subset (C=16, N=5 networks, seed %d)\n\n" % args.seed
-            + values.to_markdown(index=False, floatfmt=".4g")
+            + values.to_markdown(index=False, disable_numparse=True)
             + "\n\nKendall tau-b of each proxy (oriented so higher predicts better) with each accuracy:\n\n"
             + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") + "\n")
 

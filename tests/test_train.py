@@ -149,6 +149,8 @@ def test_evaluate_restores_mode_and_leaves_parameters():
     assert all(0.0 <= v <= got["clean"] <= 1.0 for k, v in got.items())
     with pytest.raises(ValueError, match="images must be"):
         T.evaluate(model, x[:3], y, T.EvalConfig())
+    with pytest.raises(ValueError, match=r"floats in \[0, 1\]"):
+        T.evaluate(model, x.float(), y, T.EvalConfig())  # 0..255 floats: forgot to scale
 
 
 # ----------------------------------------------------------------------------------------- configuration

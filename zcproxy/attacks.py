@@ -153,7 +153,8 @@ def _check_pixels(x: object) -> torch.Tensor:
 
 def _check_labels(y: object, n: int, device: torch.device) -> torch.Tensor:
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != n:
-        raise ValueError(f"labels must be a 1-D tensor of {n} class indices, got {getattr(y, 'shape', type(y).__name__)}")
+        got = getattr(y, "shape", type(y).__name__)
+        raise ValueError(f"labels must be a 1-D tensor of {n} class indices, got {got}")
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")
     return y.to(device=device, dtype=torch.long)

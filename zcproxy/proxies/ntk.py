@@ -136,7 +136,8 @@ def ntk_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: st
 # --------------------------------------------------------------------------------------------- helpers
 def _check_normalize(normalize: object) -> None:
     if normalize not in _NORMALIZE:
-        raise ValueError(f"normalize must be None or 'trace' (divide lambda_min by the kernel trace), got {normalize!r}")
+        raise ValueError("normalize must be None or 'trace' (divide lambda_min by the kernel trace), "
+                         f"got {normalize!r}")
 
 
 def _normalized(s: _ntk.Spectrum, normalize: str | None) -> float:

@@ -366,6 +366,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, confi
     if images.dim() != 4 or images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise ValueError(f"images must be N x C x H x W with N = len(labels) > 0, got {tuple(images.shape)} "
                          f"and {tuple(labels.shape)} labels")
+    if images.is_floating_point() and not (torch.isfinite(images).all() and images.min() >= 0
+                                           and images.max() <= 1):
+        raise ValueError("images must be uint8 pixels or floats in [0, 1] (the model normalises them); "
+                         f"got floats in [{images.min().item():.3g}, {images.max().item():.3g}]")
     dtype = next(model.parameters()).dtype
     generator = torch.Generator().manual_seed(config.seed)
     counts = {"clean": 0}
