@@ -34,3 +34,13 @@ def data_dir() -> Path:
 def _fixed_seed() -> None:
     """Every test starts from the same global torch RNG state."""
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread() -> None:
+    """One torch thread: the tests run many tiny ops, where thread hand-offs cost more than they save
+    (and a shared CI machine is often busy)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
