@@ -14,8 +14,11 @@ one train-mode forward of the batch, one backward per sample: the kernel ``batch
 (all five NTK scores with :func:`zcproxy.proxies.ntk.ntk_scores`: two FGSM passes, three frozen
 Jacobians, Gram blocks, spectra) and ``five_loop`` (the same five scores with ``loop_frozen`` Jacobians).
 
-    .venv/bin/python benchmarks/ntk_speed.py --threads 2 --repeats 3
+    .venv/bin/python benchmarks/ntk_speed.py --threads 2 --repeats 2 --timeout 600 [--resume]
+    .venv/bin/python benchmarks/ntk_speed.py --report-only      # rewrite the markdown from the csv
 
+Configurations run in priority order (see :func:`plan`) and the csv / markdown are rewritten after each,
+so an interrupted run keeps what it measured and ``--resume`` continues it.
 Writes ``results/perf/ntk_speed.csv`` and ``results/perf/ntk_speed.md``.
 """
 from __future__ import annotations
@@ -184,28 +187,26 @@ def pick_archs() -> dict[str, int]:
 def plan(sizes: list[int], labels: list[str]) -> list[tuple[str, int, str, int | None]]:
     """(arch label, N, method, chunk_size) in priority order, sized for a shared 2-core machine.
 
-    First the N = 64 comparisons behind the targets, then N = 128 (memory, with and without
-    ``chunk_size``), then the scaling in N. The quadratic ``batch`` path runs on the small and median
-    archs only, the TE-NAS loop at N = 64 and below.
+    First the N = 64 comparisons behind the targets (the loops on the small arch only, where they finish
+    in minutes), then peak memory at N = 128 with and without ``chunk_size``, then the scaling in N.
+    The quadratic ``batch`` path and the TE-NAS loop run on the small arch only.
     """
     configs: list[tuple[str, int, str, int | None]] = []
     for label in labels:
-        configs += [(label, 64, m, None) for m in ("frozen", "fwd_bwd", "five", "loop_frozen", "five_loop",
-                                                   "loop_batch")]
-        if label != "large":
-            configs.append((label, 64, "batch", None))
-    for label in labels:
-        configs.append((label, 128, "frozen", None))
-        if label == "large":
-            configs += [(label, 128, "fwd_bwd", None), (label, 128, "frozen", 32)]
+        configs += [(label, 64, "frozen", None), (label, 64, "five", None), (label, 64, "fwd_bwd", None)]
         if label == "small":
-            configs.append((label, 128, "batch", 16))
-    for n in (16, 32):
-        for label in labels:
-            configs.append((label, n, "frozen", None))
-            if label != "large":
-                configs += [(label, n, "batch", None), (label, n, "loop_batch", None)]
-    return [c for c in configs if c[1] in sizes]
+            configs += [(label, 64, m, None) for m in ("loop_frozen", "five_loop", "loop_batch")]
+    for label in labels:
+        configs.append((label, 64, "loop_frozen", None))
+    if "large" in labels:
+        configs += [("large", 128, "frozen", None), ("large", 128, "frozen", 32), ("large", 128, "fwd_bwd", None)]
+    for n in (16, 32, 128):
+        configs += [(label, n, "frozen", None) for label in labels]
+    if "small" in labels:
+        for n in (16, 32, 64):
+            configs += [("small", n, "batch", None), ("small", n, "loop_batch", None)]
+        configs.append(("small", 128, "batch", 16))
+    return [c for c in dict.fromkeys(configs) if c[1] in sizes]
 
 
 def main() -> None:

@@ -260,3 +260,20 @@ def test_bad_arguments_name_the_problem():
         ntk.jacobian(model, torch.full_like(x, float("nan")))
     with pytest.raises(ValueError, match="different outputs"):
         ntk.gram(ntk.jacobian(model, x), ntk.jacobian(model, x, output="trace"))
+
+
+def test_frozen_mode_handles_batchnorm_without_running_stats():
+    torch.manual_seed(8)
+
+    def net(track: bool) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=track),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3)).double()
+
+    tracked, untracked = net(True), net(False)
+    untracked.load_state_dict({k: v for k, v in tracked.state_dict().items()
+                               if "running" not in k and "num_batches" not in k})
+    x = images()
+    ref = reference_frozen(tracked, x, "sum")
+    got = ntk.jacobian(untracked, x, dtype=F64).rows
+    assert rel_err(got, ref) < 1e-5
+    assert untracked[1].running_mean is None  # still untracked after the call
