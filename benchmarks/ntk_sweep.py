@@ -1,0 +1,169 @@
+"""NTK sweep study: attack x eps x beta x BatchNorm mode, resumable through the score store.
+
+For every architecture of a seeded sample of representatives and every (attack, eps, bn) configuration,
+the three Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk.ntk_scores``) and
+every beta is read off them. Each value is stored under exactly the settings ``zcproxy.score`` would record
+for that proxy and options, so sweep values and ordinary scores are interchangeable in the store.
+
+    python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
+    python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
+
+``run`` loops architectures outermost, so a partial run holds every configuration for its first archs
+(paired comparisons stay valid); ``bn="batch"`` is run on the first ``--batch-archs`` archs only.
+``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
+``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zcproxy.data import proxy_batch
+from zcproxy.proxies.ntk import ntk_scores
+from zcproxy.scoring import ProxyResult, build_model, planned_settings
+from zcproxy.space import NB201
+from zcproxy.store import Store, load, settings_hash
+
+ATTACKS = ("fgsm", "pgd")
+EPS_TICKS = (1, 2, 3, 4, 8)
+BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+BN_MODES = ("frozen", "batch")
+BASE_OUTPUTS = ("ntk_clean", "ntk_robust", "ntk_cond")
+JOINT_OUTPUTS = ("ntk_joint_clean", "ntk_joint_robust")
+
+
+def sample_archs(count: int, seed: int) -> list[int]:
+    """A seeded uniform sample of representatives, in a seeded random order (prefixes are uniform too)."""
+    unique = np.asarray(NB201.unique())
+    order = np.random.default_rng(seed).permutation(len(unique))[:count]
+    return [int(unique[i]) for i in order]
+
+
+def configurations(bn_modes: tuple[str, ...]) -> list[tuple[str, int, str]]:
+    return [(a, e, b) for b in bn_modes for a in ATTACKS for e in EPS_TICKS]
+
+
+def planned(config: tuple[str, int, str], *, seed: int, batch_size: int) -> dict[str, dict]:
+    """Output label -> settings that ``zcproxy.score`` records for it under this configuration."""
+    attack, ticks, bn = config
+    options = {"attack": attack, "eps": ticks / 255, "ntk_bn": bn}
+    plan: dict[str, dict] = {}
+    for name in BASE_OUTPUTS:
+        plan[name] = planned_settings(name, seed=seed, batch_size=batch_size, **options)
+    for name, beta in itertools.product(JOINT_OUTPUTS, BETAS):
+        plan[f"{name}@{beta:g}"] = planned_settings(name, seed=seed, batch_size=batch_size, beta=beta, **options)
+    return plan
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    archs = sample_archs(args.archs, args.seed)
+    batch = proxy_batch("cifar10", n=args.batch, seed=args.seed, data_dir=args.data_dir)
+    started = time.perf_counter()
+    with Store(args.store) as store:
+        for position, arch in enumerate(archs):
+            modes = BN_MODES if position < args.batch_archs else BN_MODES[:1]
+            model = None
+            for config in configurations(modes):
+                plan = planned(config, seed=args.seed, batch_size=args.batch)
+                if all(store.done(arch, label.split("@")[0], settings_hash(s)) for label, s in plan.items()):
+                    continue
+                if model is None:
+                    model = build_model(arch, "cifar10", args.seed)
+                attack, ticks, bn = config
+                t0 = time.perf_counter()
+                values = ntk_scores(model, batch.x, batch.y, attack=attack, eps=ticks / 255, betas=BETAS, bn=bn,
+                                    seed=args.seed)
+                seconds = time.perf_counter() - t0
+                flags = frozenset({"degenerate"}) if NB201.is_zero_output(arch) else frozenset()
+                results = {}
+                for label, settings in plan.items():
+                    name = label.split("@")[0]
+                    results[(name, label)] = ProxyResult(float(values[label]), seconds, settings, flags,
+                                                         name != "ntk_cond")
+                # The store keys results by output name, so each beta is its own write; a configuration
+                # interrupted midway is simply recomputed on the next run.
+                for (name, label), r in results.items():
+                    store.put(arch, {name: r}, device="cpu")
+            elapsed = time.perf_counter() - started
+            print(f"[{position + 1}/{len(archs)}] arch {arch} done ({elapsed / 60:.1f} min)", flush=True)
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from zcproxy.truth import load_nasrobbench201
+    from zcproxy.validate import correlate
+    from zcproxy.validate.plots import plot_sweep
+
+    long = load(args.store)
+    if long.empty:
+        print(f"{args.store} holds no scores yet; run `ntk_sweep.py run` first", file=sys.stderr)
+        return 1
+    truth = load_nasrobbench201(args.data_dir)
+    rows = []
+    for (attack, ticks, bn) in configurations(BN_MODES):
+        plan = planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
+        columns = {}
+        for label, settings in plan.items():
+            h = settings_hash(settings)
+            part = long[long["settings_hash"] == h]
+            if len(part):
+                columns[label] = part.set_index("arch")["value"]
+        if not columns:
+            continue
+        scores = pd.DataFrame(columns)
+        orientation = {label: not label.startswith("ntk_cond") for label in scores.columns}
+        table = correlate(scores, truth, datasets=["cifar10"], metrics=["clean", "pgd_8", "autoattack"],
+                          orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
+        table.insert(0, "attack", attack)
+        table.insert(1, "eps", ticks / 255)
+        table.insert(2, "bn", bn)
+        rows.append(table)
+    out = pd.concat(rows, ignore_index=True)
+    out["beta"] = [float(p.split("@")[1]) if "@" in p else np.nan for p in out["proxy"]]
+    out["kind"] = [p.split("@")[0] for p in out["proxy"]]
+    target = Path(args.out)
+    target.mkdir(parents=True, exist_ok=True)
+    out.to_csv(target / "ntk_sweep.csv", index=False)
+    keep = ["attack", "eps", "bn", "proxy", "metric", "n", "kendall", "kendall_lo", "kendall_hi", "spearman"]
+    md = out[keep].copy()
+    md["eps"] = [f"{e * 255:g}/255" for e in md["eps"]]
+    header = (f"NTK sweep (CIFAR-10 batch {args.batch}, seed {args.seed}, {args.bootstrap} bootstrap resamples); "
+              f"Kendall tau-b vs NAS-RobBench-201 CIFAR-10 accuracy over the scored representatives.\n\n")
+    (target / "ntk_sweep.md").write_text(header + md.to_markdown(index=False, floatfmt=".3f") + "\n")
+    curves = out[(out["metric"] == "pgd_8") & out["kind"].eq("ntk_joint_robust")]
+    if len(curves):
+        frame = curves.rename(columns={"kendall_lo": "lo", "kendall_hi": "hi"})
+        plot_sweep(frame[["eps", "beta", "attack", "bn", "kendall", "lo", "hi"]], target / "ntk_sweep.png")
+    print(md.to_markdown(index=False, floatfmt=".3f"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "report"):
+        p = sub.add_parser(name)
+        p.add_argument("--store", default="runs/ntk_sweep.sqlite")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--batch", type=int, default=64)
+        p.add_argument("--data-dir", default=None)
+    run_p, report_p = sub.choices["run"], sub.choices["report"]
+    run_p.add_argument("--archs", type=int, default=300)
+    run_p.add_argument("--batch-archs", type=int, default=100)
+    run_p.add_argument("--threads", type=int, default=1)
+    report_p.add_argument("--out", default="results/correlation")
+    report_p.add_argument("--bootstrap", type=int, default=1000)
+    args = parser.parse_args(argv)
+    return run(args) if args.command == "run" else report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
