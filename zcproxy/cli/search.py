@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from .score import assignment, options_dict, positive_int
+from .score import assignment, non_negative_int, options_dict, positive_int
 
 HELP = ("Search NAS-Bench-201 with a proxy, an ensemble or the benchmark truth (--oracle) under a budget of "
         "proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
@@ -21,16 +21,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -52,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "ImageNet16-120"))
     parser.add_argument("--target", default="pgd_8", choices=TARGETS,
                         help="true metric for --oracle, percentile and regret (default pgd_8 = PGD-8/255)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="search seed")
-    parser.add_argument("--score-seed", type=_non_negative_int, default=0,
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="search seed")
+    parser.add_argument("--score-seed", type=non_negative_int, default=0,
                         help="seed of live scoring (weights and batch), also selects stored scores")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="live scoring batch size")
     parser.add_argument("--option", type=assignment, action="append", metavar="KEY=VALUE",
