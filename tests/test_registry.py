@@ -212,3 +212,10 @@ def test_lazy_top_level_api():
     assert zcproxy.score is score
     with pytest.raises(AttributeError):
         zcproxy.nope  # noqa: B018
+
+
+def test_mixed_train_eval_modes_of_the_callers_model_are_kept():
+    model = _tiny().train()
+    model[1].eval()  # BatchNorm alone in eval mode
+    score(model, ["params"])
+    assert model.training and model[0].training and not model[1].training

@@ -138,7 +138,6 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     n = int(x.shape[0]) if x is not None else None
     stand = bool(batch_meta.get("stand_in", stand_in)) if x is not None else False
     results: dict[str, ProxyResult] = {}
-    was_training = model.training
     for s in specs:
         ctx._begin(s, options)
         start = time.perf_counter()
@@ -150,8 +149,6 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with proxy and arch named
             raise ProxyError(s.name, arch, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            model.train(was_training)
         seconds = time.perf_counter() - start
         values = raw if isinstance(raw, dict) else {s.name: raw}
         if set(values) != set(s.outputs):
