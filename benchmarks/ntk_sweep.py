@@ -8,8 +8,8 @@ for that proxy and options, so sweep values and ordinary scores are interchangea
     python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
     python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
 
-``run`` loops architectures outermost, so a partial run holds every configuration for its first archs
-(paired comparisons stay valid); ``bn="batch"`` is run on the first ``--batch-archs`` archs only.
+``run`` first scores every architecture with ``bn="frozen"`` (all attacks, eps and beta per arch, so a
+partial run holds paired comparisons), then the first ``--batch-archs`` archs with ``bn="batch"``.
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``.
 """
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     batch = proxy_batch("cifar10", n=args.batch, seed=args.seed, data_dir=args.data_dir)
     started = time.perf_counter()
     with Store(args.store) as store:
-        for position, arch in enumerate(archs):
-            modes = BN_MODES if position < args.batch_archs else BN_MODES[:1]
+        work = [(arch, ("frozen",)) for arch in archs] + [(arch, ("batch",)) for arch in archs[:args.batch_archs]]
+        for position, (arch, modes) in enumerate(work):
             model = None
             for config in configurations(modes):
                 plan = planned(config, seed=args.seed, batch_size=args.batch)
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 for (name, label), r in results.items():
                     store.put(arch, {name: r}, device="cpu")
             elapsed = time.perf_counter() - started
-            print(f"[{position + 1}/{len(archs)}] arch {arch} done ({elapsed / 60:.1f} min)", flush=True)
+            print(f"[{position + 1}/{len(work)}] arch {arch} bn={modes[0]} done ({elapsed / 60:.1f} min)", flush=True)
     return 0
 
 
