@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                "--bootstrap", str(args.bootstrap), "--out", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
+    ensemble_dir = out / "ensemble"
+    subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
+                    "--dataset", "cifar10", "--metrics", "pgd_8", "--ensemble", "pgd_8", "--bootstrap",
+                    str(args.bootstrap), "--out", str(ensemble_dir)], check=True, stdout=subprocess.DEVNULL)
+    folds = pd.read_csv(ensemble_dir / "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
     table = pd.read_csv(out / "correlation_nasrobbench201_cifar10.csv")
     pgd = table[table["metric"] == "pgd_8"].sort_values("kendall", ascending=False)
     lines = [
@@ -89,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         pgd[["proxy", "n", "kendall", "kendall_lo", "kendall_hi", "spearman", "top10"]]
         .to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## Rank ensembles, held out (members and weights chosen on one half, scored on the other)",
+        "",
+        folds.to_markdown(index=False, floatfmt=".3f"),
         "",
         "Full tables: `correlation_nasrobbench201_cifar10.{csv,md}` (all six metrics) and "
         "`correlation_nb201_cifar10.{csv,md}` (NAS-Bench-201 standard training), heatmaps and scatter plots "
