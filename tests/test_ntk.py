@@ -16,14 +16,6 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention on a shared machine
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_nb201(arch: str = ARCH, num_classes: int = 3) -> nn.Module:
     torch.manual_seed(1)
     return NB201.build(arch, num_classes=num_classes, C=4, N=1)

@@ -20,15 +20,6 @@ ALIVE = 13714
 DEAD = next(i for i in NB201.unique() if NB201.is_zero_output(i))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch for these small nets: intra-op threads only contend on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(n: int = 8, size: int = 16, seed: int = 1):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 3, size, size, generator=g), torch.randint(0, 10, (n,), generator=g)

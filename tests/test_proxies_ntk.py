@@ -23,14 +23,6 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|
 EPS = 0.03
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_nb201(arch: str | int = ARCH) -> nn.Module:
     torch.manual_seed(11)
     return NB201.build(arch, num_classes=10, C=4, N=1)
