@@ -43,9 +43,6 @@ _NORMALIZE = (None, "trace")
        reference=_REFERENCE, defaults={**_JACOBIAN_DEFAULTS, "normalize": None})
 def ntk_clean(ctx: ProxyContext) -> float:
     """lambda_min(J(X) J(X)^T) (divided by its trace when normalize="trace")."""
-    if ctx.zero_output:
-        ctx.flag("degenerate")
-        return 0.0
     return _lambda_min(ctx, ("clean",))
 
 
@@ -53,9 +50,6 @@ def ntk_clean(ctx: ProxyContext) -> float:
        cost="attack", reference=_REFERENCE, defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "normalize": None})
 def ntk_robust(ctx: ProxyContext) -> float:
     """lambda_min(J(A(X)) J(A(X))^T)."""
-    if ctx.zero_output:
-        ctx.flag("degenerate")
-        return 0.0
     return _lambda_min(ctx, ("single", 1))
 
 
@@ -64,9 +58,6 @@ def ntk_robust(ctx: ProxyContext) -> float:
        defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "beta": 1.0, "normalize": None})
 def ntk_joint_clean(ctx: ProxyContext) -> float:
     """lambda_min(J_b J_b^T), J_b = (1 - beta) J(X) + beta J(A(X))."""
-    if ctx.zero_output:
-        ctx.flag("degenerate")
-        return 0.0
     return _lambda_min(ctx, ("joint", 0, _ntk._check_beta(ctx.options["beta"])))
 
 
@@ -75,9 +66,6 @@ def ntk_joint_clean(ctx: ProxyContext) -> float:
        defaults={**_JACOBIAN_DEFAULTS, **_ATTACK_DEFAULTS, "beta": 1.0, "normalize": None})
 def ntk_joint_robust(ctx: ProxyContext) -> float:
     """lambda_min(J_b J_b^T), J_b = (1 - beta) J(A(X)) + beta J(A(A(X)))."""
-    if ctx.zero_output:
-        ctx.flag("degenerate")
-        return 0.0
     return _lambda_min(ctx, ("joint", 1, _ntk._check_beta(ctx.options["beta"])))
 
 
@@ -220,6 +208,9 @@ def _canonical(kernel: tuple) -> tuple:
 
 
 def _lambda_min(ctx: ProxyContext, kernel: tuple) -> float:
+    if ctx.zero_output:  # constant output: every Jacobian is zero, so K is singular without computing it
+        ctx.flag("degenerate")
+        return 0.0
     _check_normalize(ctx.options.get("normalize"))
     if kernel[0] != "clean" and ctx.options["attack"] not in _attacks.METHODS:
         raise ValueError(f"option attack must be one of {list(_attacks.METHODS)}, got {ctx.options['attack']!r}")
