@@ -1,15 +1,16 @@
 """NTK sweep study: attack x eps x beta x BatchNorm mode, resumable through the score store.
 
 For every architecture of a seeded sample of representatives and every (attack, eps, bn) configuration,
-the three Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk.ntk_scores``) and
+the Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk.ntk_scores_over_eps``) and
 every beta is read off them. Each value is stored under exactly the settings ``zcproxy.score`` would record
 for that proxy and options, so sweep values and ordinary scores are interchangeable in the store.
 
     python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
     python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
 
-``run`` first scores every architecture with ``bn="frozen"`` (all attacks, eps and beta per arch, so a
-partial run holds paired comparisons), then the first ``--batch-archs`` archs with ``bn="batch"``.
+``run`` goes attack by attack (FGSM first, then PGD-10): every architecture with ``bn="frozen"``, then the
+first ``--batch-archs`` with ``bn="batch"``; each item computes all eps and beta of one (arch, attack, bn)
+from one clean Jacobian plus two per eps, so a partial run holds paired comparisons.
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``.
 """
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 
 from zcproxy.data import proxy_batch
-from zcproxy.proxies.ntk import ntk_scores
+from zcproxy.proxies.ntk import ntk_scores_over_eps
 from zcproxy.scoring import ProxyResult, build_model, planned_settings
 from zcproxy.space import NB201
 from zcproxy.store import Store, load, settings_hash
@@ -62,38 +63,47 @@ def planned(config: tuple[str, int, str], *, seed: int, batch_size: int) -> dict
     return plan
 
 
+def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, str]]:
+    """Work items (arch, attack, bn): every arch with FGSM frozen, the BN-batch subset with FGSM, then the
+    same two passes with PGD. The cheap FGSM half completes first, so a partial run already answers the
+    eps/beta/BN questions on paired archs; PGD-10 (about 5x the cost) follows."""
+    items = []
+    for attack in ATTACKS:
+        items += [(arch, attack, "frozen") for arch in archs]
+        items += [(arch, attack, "batch") for arch in archs[:batch_archs]]
+    return items
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     archs = sample_archs(args.archs, args.seed)
     batch = proxy_batch("cifar10", n=args.batch, seed=args.seed, data_dir=args.data_dir)
     started = time.perf_counter()
     with Store(args.store) as store:
-        work = [(arch, ("frozen",)) for arch in archs] + [(arch, ("batch",)) for arch in archs[:args.batch_archs]]
-        for position, (arch, modes) in enumerate(work):
-            model = None
-            for config in configurations(modes):
-                plan = planned(config, seed=args.seed, batch_size=args.batch)
-                if all(store.done(arch, label.split("@")[0], settings_hash(s)) for label, s in plan.items()):
-                    continue
-                if model is None:
-                    model = build_model(arch, "cifar10", args.seed)
-                attack, ticks, bn = config
-                t0 = time.perf_counter()
-                values = ntk_scores(model, batch.x, batch.y, attack=attack, eps=ticks / 255, betas=BETAS, bn=bn,
-                                    seed=args.seed)
-                seconds = time.perf_counter() - t0
-                flags = frozenset({"degenerate"}) if NB201.is_zero_output(arch) else frozenset()
-                results = {}
-                for label, settings in plan.items():
+        work = phases(archs, args.batch_archs)
+        for position, (arch, attack, bn) in enumerate(work):
+            plans = {ticks: planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
+                     for ticks in EPS_TICKS}
+            todo = [ticks for ticks, plan in plans.items()
+                    if not all(store.done(arch, label.split("@")[0], settings_hash(s)) for label, s in plan.items())]
+            if not todo:
+                continue
+            model = build_model(arch, "cifar10", args.seed)
+            t0 = time.perf_counter()
+            grid = ntk_scores_over_eps(model, batch.x, batch.y, eps_values=[t / 255 for t in todo], attack=attack,
+                                       betas=BETAS, bn=bn, seed=args.seed)
+            seconds = (time.perf_counter() - t0) / len(todo)
+            flags = frozenset({"degenerate"}) if NB201.is_zero_output(arch) else frozenset()
+            for ticks, values in zip(todo, grid):
+                # The store keys results by output name, so each beta is its own write; an item interrupted
+                # midway is simply recomputed on the next run.
+                for label, settings in plans[ticks].items():
                     name = label.split("@")[0]
-                    results[(name, label)] = ProxyResult(float(values[label]), seconds, settings, flags,
-                                                         name != "ntk_cond")
-                # The store keys results by output name, so each beta is its own write; a configuration
-                # interrupted midway is simply recomputed on the next run.
-                for (name, label), r in results.items():
-                    store.put(arch, {name: r}, device="cpu")
+                    result = ProxyResult(float(values[label]), seconds, settings, flags, name != "ntk_cond")
+                    store.put(arch, {name: result}, device="cpu")
             elapsed = time.perf_counter() - started
-            print(f"[{position + 1}/{len(work)}] arch {arch} bn={modes[0]} done ({elapsed / 60:.1f} min)", flush=True)
+            print(f"[{position + 1}/{len(work)}] arch {arch} {attack} bn={bn} done ({elapsed / 60:.1f} min)",
+                  flush=True)
     return 0
 
 

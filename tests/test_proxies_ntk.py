@@ -13,7 +13,7 @@ import zcproxy.attacks
 import zcproxy.ntk
 from zcproxy import proxies
 from zcproxy.errors import ProxyError
-from zcproxy.proxies.ntk import ntk_scores
+from zcproxy.proxies.ntk import ntk_scores, ntk_scores_over_eps
 from zcproxy.scoring import score
 from zcproxy.space import NB201
 
@@ -113,6 +113,23 @@ def test_proxies_agree_with_the_sweep_function_and_its_block_formula():
     # beta = 1 (the default): the joint clean kernel is the robust kernel
     default = values(score(model, NAMES, batch=(x, y), eps=EPS))
     assert default["ntk_joint_clean"] == default["ntk_robust"]
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_eps_grid_equals_one_call_per_eps(attack):
+    """Sharing J(X) across radii changes nothing: each entry equals its own ntk_scores call."""
+    model, (x, y) = tiny_nb201(), batch()
+    radii = (1 / 255, 4 / 255, 8 / 255)
+    grid = ntk_scores_over_eps(model, x, y, eps_values=radii, attack=attack, betas=(0.0, 0.5, 1.0), pgd_steps=3,
+                               random_start=True, seed=5)
+    assert len(grid) == len(radii)
+    for eps, got in zip(radii, grid):
+        alone = ntk_scores(model, x, y, eps=eps, attack=attack, betas=(0.0, 0.5, 1.0), pgd_steps=3,
+                           random_start=True, seed=5)
+        assert got == alone
+    assert grid[0]["ntk_robust"] != grid[2]["ntk_robust"]
+    with pytest.raises(ValueError, match="eps_values"):
+        ntk_scores_over_eps(model, x, y, eps_values=())
 
 
 def test_condition_number_and_trace_normalisation():
