@@ -1,10 +1,12 @@
-"""Export the running CIFAR-10 correlation study into results/correlation/ (safe while runs continue).
+"""Export a running correlation study into results/correlation/ (safe while runs continue).
 
 Copies each score store with SQLite's online backup (a consistent single file, resumable later with
 ``zcproxy score --store <copy>``), exports the scores as CSV, correlates them with NAS-RobBench-201 and with
-NAS-Bench-201 standard training, and writes STUDY.md with the counts, settings and commands.
+NAS-Bench-201 standard training, fits held-out rank ensembles, and writes ``study_<dataset>.md`` with the
+counts, settings and the command that resumes the run.
 
-    python benchmarks/study_export.py --store runs/study_cifar10.sqlite --store runs/study_cifar10_slow.sqlite
+    python benchmarks/study_export.py --dataset cifar10 --store runs/study_cifar10.sqlite
+    python benchmarks/study_export.py --dataset cifar100 --stand-in --planned 300 --store runs/study_cifar100.sqlite
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ def backup(src: Path, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", action="append", required=True, type=Path)
+    parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "imagenet16-120"))
+    parser.add_argument("--stand-in", action="store_true",
+                        help="the scores were computed on CIFAR-10 images standing in for the dataset's own")
+    parser.add_argument("--planned", type=int, default=1000, help="size of the seeded sample being scored")
     parser.add_argument("--out", type=Path, default=ROOT / "results/correlation")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args(argv)
@@ -48,49 +54,51 @@ def main(argv: list[str] | None = None) -> int:
     frames = [load(c) for c in copies]
     long = pd.concat(frames, ignore_index=True).drop_duplicates(["arch", "proxy", "settings_hash"])
     long.drop(columns=["settings"]).assign(settings=[str(s) for s in long["settings"]]).to_csv(
-        out / "scores_cifar10.csv", index=False)
+        out / f"scores_{args.dataset}.csv", index=False)
     wide = pivot(long)
     per_proxy = wide.notna().sum().sort_values(ascending=False)
 
     store_args = [a for c in copies for a in ("--store", str(c))]
     for truth in ("nasrobbench201", "nb201"):
-        cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", "cifar10",
+        cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", args.dataset,
                "--bootstrap", str(args.bootstrap), "--out", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     ensemble_dir = out / "ensemble"
     subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
-                    "--dataset", "cifar10", "--metrics", "pgd_8", "--ensemble", "pgd_8", "--bootstrap",
+                    "--dataset", args.dataset, "--metrics", "pgd_8", "--ensemble", "pgd_8", "--bootstrap",
                     str(args.bootstrap), "--out", str(ensemble_dir)], check=True, stdout=subprocess.DEVNULL)
-    folds = pd.read_csv(ensemble_dir / "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
-    table = pd.read_csv(out / "correlation_nasrobbench201_cifar10.csv")
+    d = args.dataset
+    folds = pd.read_csv(ensemble_dir / f"correlation_nasrobbench201_{d}_ensemble_{d}_pgd_8.csv")
+    table = pd.read_csv(out / f"correlation_nasrobbench201_{d}.csv")
     pgd = table[table["metric"] == "pgd_8"].sort_values("kendall", ascending=False)
+    images = ("CIFAR-10 train images standing in for the dataset's own (labelled stand-in; the network has "
+              f"the {d} head)" if args.stand_in else f"{d} train images")
+    stand = " --stand-in" if args.stand_in else ""
+    status = ("complete" if len(wide) >= args.planned else
+              f"**in progress**: {len(wide)} of the planned {args.planned:,} seeded representatives are scored so "
+              "far, so treat the ranking of proxies as preliminary")
     lines = [
-        "# CIFAR-10 correlation study — progress",
+        f"# {d} correlation study{' (CIFAR-10 stand-in inputs)' if args.stand_in else ''}",
         "",
         f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/study_export.py`. "
-        f"The study is **in progress**: {len(wide)} of the planned 1,000 seeded representatives "
-        "(`--archs sample:1000 --seed 0`) are scored so far, so the confidence intervals are wide; "
-        "treat the ranking of proxies as preliminary.",
+        f"Sample `--archs sample:{args.planned} --seed 0`; status: {status}.",
         "",
-        "Settings: CIFAR-10 train images, batch 64, seed 0 (weights, batch and sample), NB201 C=16 N=5, "
-        "all proxy defaults (NTK: FGSM eps 8/255, beta 1, frozen BN, summed output), one torch thread per run. "
-        "Statistics over isomorphism representatives only, 1,000 seeded bootstrap resamples, signed by each "
-        "proxy's orientation.",
+        f"Settings: {images}, batch 64, seed 0 (weights, batch and sample), NB201 C=16 N=5, all proxy defaults "
+        "(NTK: FGSM eps 8/255, beta 1, frozen BN, summed output), one torch thread. Statistics over isomorphism "
+        f"representatives only, {args.bootstrap:,} seeded bootstrap resamples, signed by each proxy's orientation.",
         "",
-        "Commands (resume by re-running them with the store copies in `stores/`):",
+        "Resume (the store copy in `stores/` continues where this export stopped) and re-export:",
         "",
-        "    zcproxy score --archs sample:1000 --seed 0 --batch 64 --threads 1 --store stores/study_cifar10.sqlite \\",
-        "        --proxies ntk_clean,ntk_robust,ntk_joint_clean,ntk_joint_robust,ntk_cond,params,flops,synflow,nwot,"
-        "jacov,snip,grad_norm,l2_norm,plain,epe_nas,zen,linear_regions,meco,zico",
-        "    zcproxy score --archs sample:1000 --seed 0 --batch 64 --threads 1 --store stores/study_cifar10_slow.sqlite \\",
-        "        --proxies croze,az_nas,fisher,grasp",
-        "    python benchmarks/study_export.py --store <store> [--store <store> ...]",
+        f"    zcproxy score --dataset {d}{stand} --archs sample:{args.planned} --seed 0 --batch 64 --threads 1 \\",
+        f"        --proxies all --store stores/{copies[0].name}",
+        f"    python benchmarks/study_export.py --dataset {d}{stand} --planned {args.planned} "
+        f"--store stores/{copies[0].name}",
         "",
         "Architectures scored per proxy output: "
         + ", ".join(f"{k} {v}" for k, v in per_proxy.items()) + ".",
         "",
-        "## Kendall tau-b with CIFAR-10 PGD-8/255 accuracy (NAS-RobBench-201)",
+        f"## Kendall tau-b with {d} PGD-8/255 accuracy (NAS-RobBench-201)",
         "",
         pgd[["proxy", "n", "kendall", "kendall_lo", "kendall_hi", "spearman", "top10"]]
         .to_markdown(index=False, floatfmt=".3f"),
@@ -99,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         folds.to_markdown(index=False, floatfmt=".3f"),
         "",
-        "Full tables: `correlation_nasrobbench201_cifar10.{csv,md}` (all six metrics) and "
-        "`correlation_nb201_cifar10.{csv,md}` (NAS-Bench-201 standard training), heatmaps and scatter plots "
-        "beside them; raw scores in `scores_cifar10.csv`.",
+        f"Full tables: `correlation_nasrobbench201_{d}.{{csv,md}}` (all six metrics) and "
+        f"`correlation_nb201_{d}.{{csv,md}}` (NAS-Bench-201 standard training), heatmaps and scatter plots "
+        f"beside them; raw scores in `scores_{d}.csv`.",
         "",
     ]
-    (out / "STUDY.md").write_text("\n".join(lines))
+    (out / f"study_{d}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 
