@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                     "--dataset", args.dataset, "--metrics", "pgd_8", "--ensemble", "pgd_8", "--bootstrap",
                     str(args.bootstrap), "--out", str(ensemble_dir)], check=True, stdout=subprocess.DEVNULL)
     d = args.dataset
+    from zcproxy.truth import load_nasrobbench201
+    from zcproxy.validate import compare
+
+    truth = load_nasrobbench201()
+    paired = pd.DataFrame([
+        {"score": name, "metric": metric, **compare(wide, truth, "ntk_clean", name, dataset=d, metric=metric,
+                                                     bootstrap=args.bootstrap)}
+        for name in ("ntk_robust", "ntk_joint_clean", "ntk_joint_robust") if {name, "ntk_clean"} <= set(wide.columns)
+        for metric in ("pgd_8", "autoattack")])
     folds = pd.read_csv(ensemble_dir / f"correlation_nasrobbench201_{d}_ensemble_{d}_pgd_8.csv")
     table = pd.read_csv(out / f"correlation_nasrobbench201_{d}.csv")
     pgd = table[table["metric"] == "pgd_8"].sort_values("kendall", ascending=False)
@@ -102,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         pgd[["proxy", "n", "kendall", "kendall_lo", "kendall_hi", "spearman", "top10"]]
         .to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## Robust and joint NTK against the clean NTK (paired, same archs)",
+        "",
+        "delta = tau-b(score) - tau-b(ntk_clean); paired percentile bootstrap CI; p_not_better = share of "
+        "resamples with delta <= 0. The paper's claim is delta > 0 for robust accuracy.",
+        "",
+        paired.to_markdown(index=False, floatfmt=".3f") if len(paired) else "(no NTK scores yet)",
         "",
         "## Rank ensembles, held out (members and weights chosen on one half, scored on the other)",
         "",

@@ -13,7 +13,7 @@ import scipy.stats
 from zcproxy.cli import main
 from zcproxy.scoring import ProxyResult
 from zcproxy.space import NB201
-from zcproxy.validate import _stats, benchmark_agreement, correlate, dedupe_isomorphs
+from zcproxy.validate import _stats, benchmark_agreement, compare, correlate, dedupe_isomorphs
 from zcproxy.validate.plots import plot_heatmap, plot_scatter, plot_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -377,3 +377,41 @@ def test_correlate_rejects_text_scores():
     archs = np.array(NB201.unique()[:5])
     with pytest.raises(ValueError, match="'p'.*not numeric"):
         correlate(_scores(archs, p=["1", "2", "x", "4", "5"]), truth, orientation={"p": True})
+
+
+# ----------------------------------------------------------------------------- paired comparison
+
+
+def test_compare_is_a_paired_kendall_difference_on_common_archs():
+    rng = np.random.default_rng(4)
+    truth = _truth({("cifar10", "pgd_8"): rng.random(NB201.size)})
+    reps = np.array(NB201.unique()[:120])
+    y = truth[("cifar10", "pgd_8")].reindex(reps).to_numpy()
+    good = y + 0.05 * rng.standard_normal(reps.size)
+    poor = y + 0.5 * rng.standard_normal(reps.size)
+    scores = pd.DataFrame({"poor": poor, "good": good, "flipped": -good}, index=reps)
+    scores.loc[reps[:7], "poor"] = np.nan  # only archs scored by both count
+    got = compare(scores, truth, "poor", "good", dataset="cifar10", metric="pgd_8", bootstrap=300,
+                  orientation={"poor": True, "good": True})
+    keep = reps[7:]
+    yk = truth[("cifar10", "pgd_8")].reindex(keep).to_numpy()
+    tau_poor = scipy.stats.kendalltau(scores.loc[keep, "poor"], yk).statistic
+    tau_good = scipy.stats.kendalltau(scores.loc[keep, "good"], yk).statistic
+    assert got["n"] == keep.size
+    assert got["kendall_first"] == pytest.approx(tau_poor, abs=1e-12)
+    assert got["kendall_second"] == pytest.approx(tau_good, abs=1e-12)
+    assert got["delta"] == pytest.approx(tau_good - tau_poor, abs=1e-12)
+    assert got["delta_lo"] <= got["delta"] <= got["delta_hi"]
+    assert got["delta_lo"] > 0 and got["p_not_better"] == 0.0
+    # orientation is applied, never abs: the flipped score with "lower is better" equals the good one
+    same = compare(scores, truth, "good", "flipped", dataset="cifar10", metric="pgd_8", bootstrap=50,
+                   orientation={"good": True, "flipped": False})
+    assert same["delta"] == 0.0 and same["delta_lo"] == 0.0 and same["delta_hi"] == 0.0
+    assert same["p_not_better"] == 1.0
+    wrong = compare(scores, truth, "good", "flipped", dataset="cifar10", metric="pgd_8", bootstrap=0,
+                    orientation={"good": True, "flipped": True})
+    assert wrong["delta"] == pytest.approx(-2 * wrong["kendall_first"])
+    with pytest.raises(ValueError, match="'missing'"):
+        compare(scores, truth, "good", "missing", dataset="cifar10", metric="pgd_8")
+    with pytest.raises(ValueError, match="cifar100"):
+        compare(scores, truth, "good", "poor", dataset="cifar100", metric="pgd_8")

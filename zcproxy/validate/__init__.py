@@ -5,9 +5,9 @@
 """
 from __future__ import annotations
 
-from .correlation import correlate, dedupe_isomorphs, orientations, statistic_names, truth_columns
+from .correlation import compare, correlate, dedupe_isomorphs, orientations, statistic_names, truth_columns
 
-__all__ = ["correlate", "dedupe_isomorphs", "orientations", "statistic_names", "truth_columns",
+__all__ = ["compare", "correlate", "dedupe_isomorphs", "orientations", "statistic_names", "truth_columns",
            "benchmark_agreement", "fit_ensemble", "cross_validated", "Ensemble"]
 
 
