@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", args.dataset,
                "--bootstrap", str(args.bootstrap), "--out", str(out)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if not args.stand_in:
+        # transfer: the same scores against every dataset's accuracies (free; not a substitute for
+        # scoring networks with the other datasets' heads)
+        subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
+                        "--dataset", "all", "--metrics", "clean,pgd_8,autoattack", "--bootstrap",
+                        str(args.bootstrap), "--out", str(out / "transfer")],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     ensemble_dir = out / "ensemble"
     subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
@@ -125,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Full tables: `correlation_nasrobbench201_{d}.{{csv,md}}` (all six metrics) and "
         f"`correlation_nb201_{d}.{{csv,md}}` (NAS-Bench-201 standard training), heatmaps and scatter plots "
-        f"beside them; raw scores in `scores_{d}.csv`.",
+        f"beside them; raw scores in `scores_{d}.csv`."
+        + ("" if args.stand_in else f" `transfer/` correlates the same {d} scores with every dataset's clean, "
+           "PGD-8 and AutoAttack accuracy."),
         "",
     ]
     (out / f"study_{d}.md").write_text("\n".join(lines))
