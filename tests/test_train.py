@@ -15,6 +15,8 @@ from torch import nn
 from zcproxy.cli import main as cli_main
 from zcproxy.errors import ZcproxyError
 from zcproxy.space import NB201
+from zcproxy.store import load, pivot
+from zcproxy.validate import orientations
 from zcproxy.validate import train as T
 
 TINY = T.TrainConfig(method="fgsm-rs", epochs=2, train_size=32, batch_size=16, C=4, N=1, seed=3)
@@ -289,6 +291,17 @@ def test_cli_verify_smoke_on_real_data(data_dir, tmp_path, capsys):
     stamps = [p.stat().st_mtime_ns for p in checkpoints]
     assert cli_main(argv) == 0  # rerun resumes: nothing retrained
     assert [p.stat().st_mtime_ns for p in checkpoints] == stamps
+    # the accuracies also went to the store, with their settings, and correlate like any score column
+    stored = load(runs / "verify.sqlite")
+    assert len(stored) == 2 * len(T.METRICS)
+    wide = pivot(stored)
+    assert sorted(wide.columns) == sorted(f"trained_{m}" for m in T.METRICS)
+    by_index = table.set_index("index")
+    for metric in T.METRICS:
+        assert wide[f"trained_{metric}"].to_dict() == pytest.approx(by_index[f"ours_{metric}"].to_dict())
+    settings = stored["settings"].iloc[0]
+    assert settings["train_method"] == "fgsm-rs" and settings["train_C"] == 4 and settings["eval_pgd_steps"] == 3
+    assert orientations(list(wide.columns)) == {c: True for c in wide.columns}
 
 
 @pytest.mark.data

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pgd-steps", type=int, default=20, help="PGD steps of the evaluation (default 20)")
     parser.add_argument("--out", default="results/verify", help="folder of verify.csv, verify.md and json/")
     parser.add_argument("--run-dir", default="runs/verify", help="checkpoints; re-running resumes from them")
+    parser.add_argument("--store", default=None,
+                        help="score store that receives each arch's accuracies as outputs trained_<metric> "
+                             "(default: <run-dir>/verify.sqlite)")
     parser.add_argument("--data-dir", default=None, help="data folder (default: $ZCPROXY_DATA, ~/.cache/zcproxy)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     archs = select_archs(args.archs, truth, data_dir=args.data_dir)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(args.out)
+    store_path = Path(args.store) if args.store else Path(args.run_dir) / "verify.sqlite"
     records: list[dict[str, Any]] = []
     failed: list[str] = []
     for arch in archs:
@@ -72,12 +76,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"zcproxy verify: arch {arch} failed: {exc}", file=sys.stderr)
             continue
         records.append(record)
+        store_record(store_path, record)
         write_reports(records, truth, out)
     if failed:
         print("failed:\n  " + "\n  ".join(failed), file=sys.stderr)
         return 1
     print(f"{len(records)} architectures verified; see {out / MARKDOWN_NAME}")
     return 0
+
+
+def store_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write one verified arch into the score store: output ``trained_<metric>`` = its accuracy, with the
+    full training and evaluation settings (so different budgets never mix) and train + eval seconds."""
+    from ..scoring import ProxyResult
+    from ..store import Store
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    seconds = float(record["train_seconds"]) + float(record["eval_seconds"])
+    results = {}
+    for metric, value in record["metrics"].items():
+        name = f"trained_{metric}"
+        settings = {"proxy": name, "dataset": record["settings"]["train"].get("dataset", "cifar10"),
+                    **{f"train_{k}": v for k, v in record["settings"]["train"].items()},
+                    **{f"eval_{k}": v for k, v in record["settings"]["eval"].items()}}
+        results[name] = ProxyResult(float(value), seconds, settings, frozenset(), True)
+    with Store(path) as store:
+        store.put(record["index"], results, device="cpu")
 
 
 def _benchmark_metrics() -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from . import _stats
 
 _CORRELATIONS = ("kendall", "spearman", "pearson")
 _MIN_POINTS = 3
+TRAINED_PREFIX = "trained_"
 
 
 def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[str] | None = None,
@@ -133,7 +134,8 @@ def statistic_names(topk: Sequence[float] = (1, 5, 10)) -> list[str]:
 
 
 def orientations(columns: Sequence[str], override: Mapping[str, bool] | None = None) -> dict[str, bool]:
-    """higher_is_better of every column: ``override`` first, then the proxy registry's outputs."""
+    """higher_is_better of every column: ``override`` first, then the proxy registry's outputs; accuracies
+    of trained networks (``trained_<metric>``, written by ``zcproxy verify``) are higher-is-better."""
     override = dict(override or {})
     for name, value in override.items():
         if not isinstance(value, (bool, np.bool_)):
@@ -144,6 +146,7 @@ def orientations(columns: Sequence[str], override: Mapping[str, bool] | None = N
         from ..proxies import outputs
 
         registry = outputs()
+    registry.update({c: ("trained", True) for c in unknown if c.startswith(TRAINED_PREFIX)})
     missing = [c for c in unknown if c not in registry]
     if missing:
         raise ValueError(f"score column(s) {missing} are not registered proxy outputs, so their orientation "
