@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from zcproxy.cli.score import dataset_name
 from zcproxy.store import load, pivot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,8 @@ def backup(src: Path, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", action="append", required=True, type=Path)
-    parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "imagenet16-120"))
+    parser.add_argument("--dataset", default="cifar10", type=dataset_name,
+                        help="cifar10, cifar100 or ImageNet16-120 (any letter case)")
     parser.add_argument("--stand-in", action="store_true",
                         help="the scores were computed on CIFAR-10 images standing in for the dataset's own")
     parser.add_argument("--planned", type=int, default=1000, help="size of the seeded sample being scored")

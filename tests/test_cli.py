@@ -104,13 +104,23 @@ def test_score_usage_errors_name_the_argument_and_exit_2(tmp_path, capsys, argv,
     (["--shard", "2/2"], "argument --shard: expected i/n with 0 <= i < n"),
     (["--batch", "0"], "argument --batch: expected a positive integer"),
     (["--workers", "two"], "argument --workers: expected a positive integer"),
-    (["--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+    (["--dataset", "mnist"], "argument --dataset: unknown dataset 'mnist'; use one of cifar10, cifar100, ImageNet16-120"),
     (["--backend", "dask"], "argument --backend: invalid choice: 'dask'"),
     (["--option", "eps"], "argument --option: expected key=value"),
 ])
 def test_score_argparse_errors_exit_2(tmp_path, capsys, argv, needle):
     code, _, err = _cli(capsys, "score", "--archs", "1", "--store", tmp_path / "s.sqlite", *argv)
     assert code == 2 and needle in err
+
+
+def test_dataset_names_are_case_insensitive(tmp_path, capsys):
+    store = tmp_path / "s.sqlite"
+    code, _, _ = _cli(capsys, "score", "--archs", "1", "--proxies", "params", "--dataset", "imagenet16-120",
+                      "--store", store, "--quiet")
+    assert code == 0
+    from zcproxy.store import load
+
+    assert load(store)["settings"].iloc[0]["dataset"] == "ImageNet16-120"
 
 
 def test_score_refuses_a_foreign_store_without_touching_it(tmp_path, capsys):

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .score import assignment, options_dict
+from .score import assignment, dataset_name, options_dict
 
 HELP = ("Correlate stored proxy scores with NAS-RobBench-201 / NAS-Bench-201 accuracies (Kendall, Spearman, "
         "Pearson, top-k precision with bootstrap CIs); writes CSV, markdown and plots.")
@@ -14,12 +14,17 @@ TRUTHS = ("nasrobbench201", "nb201")
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120", "all")
 
 
+def _dataset_or_all(text: str) -> str:
+    return "all" if text.lower() == "all" else dataset_name(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", action="append", metavar="PATH",
                         help="score store from `zcproxy rank`/`score` (repeatable; stores are combined)")
     parser.add_argument("--truth", choices=TRUTHS, default="nasrobbench201",
                         help="ground truth: adversarial training (nasrobbench201, default) or NAS-Bench-201 (nb201)")
-    parser.add_argument("--dataset", choices=DATASETS, default="cifar10", help="dataset (default cifar10)")
+    parser.add_argument("--dataset", type=_dataset_or_all, default="cifar10",
+                        help=f"dataset: {', '.join(DATASETS)} (any letter case; default cifar10)")
     parser.add_argument("--metrics", metavar="M[,M...]",
                         help="truth metrics, e.g. clean,pgd_8 (default: all of the truth's accuracy metrics)")
     parser.add_argument("--proxies", metavar="NAME[,NAME...]", help="score columns to correlate (default: all)")

@@ -33,6 +33,17 @@ positive_int = _int_at_least(1, "a positive integer")
 non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
+def dataset_name(text: str) -> str:
+    """argparse type: a dataset name in any case ('imagenet' too) -> its canonical name."""
+    from .._datasets import dataset_info
+
+    try:
+        return dataset_info(text).name
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r}; use one of {', '.join(DATASETS)} "
+                                         "(any letter case)") from None
+
+
 def shard_spec(text: str) -> tuple[int, int]:
     """``i/n`` with 0 <= i < n (0-based, like ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
@@ -173,7 +184,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, archs_default: str | N
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default="cifar10", help="dataset (default cifar10)")
+    parser.add_argument("--dataset", type=dataset_name, default="cifar10",
+                        help=f"dataset: {', '.join(DATASETS)} (any letter case; default cifar10)")
     add_run_arguments(parser)
     parser.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
                         help="score only shard I of N (0-based; for SLURM job arrays)")

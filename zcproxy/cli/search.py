@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from .score import assignment, non_negative_int, options_dict, positive_int
+from .score import DATASETS, assignment, dataset_name, non_negative_int, options_dict, positive_int
 
 HELP = ("Search NAS-Bench-201 with a proxy, an ensemble or the benchmark truth (--oracle) under a budget of "
         "proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and write them to the store (without --store every score is computed live)")
     parser.add_argument("--setting", type=assignment, action="append", metavar="KEY=VALUE",
                         help="select stored scores whose settings have this value (repeatable)")
-    parser.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "ImageNet16-120"))
+    parser.add_argument("--dataset", default="cifar10", type=dataset_name,
+                        help=f"dataset: {', '.join(DATASETS)} (any letter case; default cifar10)")
     parser.add_argument("--target", default="pgd_8", choices=TARGETS,
                         help="true metric for --oracle, percentile and regret (default pgd_8 = PGD-8/255)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="search seed")
