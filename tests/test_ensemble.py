@@ -77,6 +77,23 @@ def test_nnls_never_flips_a_proxy():
     assert weights.get("c_loss", 0.0) == 0.0 and weights["a"] > 0
 
 
+def test_nnls_drops_members_a_refit_zeroes_without_changing_the_prediction():
+    rng = np.random.default_rng(0)
+    n = 50
+    y = rng.random(n)
+    n1, n2 = rng.normal(0, 0.3, n), rng.normal(0, 0.3, n)
+    # "a" mixes both noises: best alone, redundant once "b" and "c" (one noise each) are in
+    scores = pd.DataFrame({"a": y + 0.5 * (n1 + n2), "b": y + n1 - 0.2 * n2, "c": y + n2 - 0.2 * n1,
+                           "d": y + rng.normal(0, 0.6, n)})
+    orientation = {c: True for c in scores.columns}
+    model = fit_ensemble(scores, pd.Series(y), "nnls", orientation=orientation)
+    assert "a" not in model.members and len(model.members) >= 2
+    assert all(w > 0 for w in model.weights)
+    with_zero = Ensemble("nnls", ("a",) + model.members, (0.0,) + model.weights,
+                         {c: True for c in ("a",) + model.members})
+    pd.testing.assert_series_equal(model.predict(scores), with_zero.predict(scores))
+
+
 def test_fit_ensemble_rejects_bad_input():
     scores, truth, orient = _problem(n=40)
     target = truth[("cifar10", "pgd_8")]

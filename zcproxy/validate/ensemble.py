@@ -80,8 +80,8 @@ def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank
 
     ``scores``: index = arch, one column per proxy output; ``target``: accuracy per arch (same index).
     Each step adds the candidate that raises tau most (``nnls`` refits all weights), and stops when no
-    candidate adds at least ``min_gain``. Only rows with a finite target and every candidate scored are
-    used.
+    candidate adds at least ``min_gain``. Members whose ``nnls`` weight a later refit sets to 0 are dropped
+    (the prediction is unchanged). Only rows with a finite target and every candidate scored are used.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -116,7 +116,9 @@ def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank
     if not chosen:
         raise ValueError("no candidate proxy ranks the fit architectures in the target's direction "
                          "(every candidate gives an undefined or constant ensemble)")
-    return Ensemble(method, tuple(chosen), tuple(float(v) for v in weights), {c: orient[c] for c in chosen})
+    # a refit can zero an earlier member's weight (a later pair explains it); it no longer contributes
+    kept = [(c, float(w)) for c, w in zip(chosen, weights) if w > 0] or [(c, float(w)) for c, w in zip(chosen, weights)]
+    return Ensemble(method, tuple(c for c, _ in kept), tuple(w for _, w in kept), {c: orient[c] for c, _ in kept})
 
 
 def _fit_rows(scores: pd.DataFrame, target: pd.Series) -> tuple[pd.Index, pd.Series]:
