@@ -21,7 +21,7 @@ import pandas as pd
 from zcproxy.cli import main as cli_main
 from zcproxy.cli.verify import CSV_NAME
 
-DEFAULT_PROXIES = ("ntk_clean", "ntk_robust", "ntk_joint_robust", "synflow", "nwot", "params")
+DEFAULT_PROXIES = ("ntk_clean", "ntk_robust", "ntk_joint_robust", "synflow", "nwot", "params", "meco", "zico", "croze")
 
 
 def _parse() -> argparse.Namespace:
