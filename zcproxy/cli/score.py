@@ -25,7 +25,6 @@ def _int_at_least(minimum: int, wording: str):
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}")
         return value
-    parse.__name__ = wording.replace(" ", "_")
     return parse
 
 

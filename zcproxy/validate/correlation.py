@@ -48,8 +48,7 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
     _check_truth(truth)
     bootstrap = _check_count(bootstrap, "bootstrap")
     seed = _check_count(seed, "seed")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    _check_confidence(confidence)
     percents = _check_topk(topk)
     targets = truth_columns(truth, datasets, metrics)
     orient = orientations(scores.columns, orientation)
@@ -103,8 +102,7 @@ def compare(scores: pd.DataFrame, truth: pd.DataFrame, first: str, second: str, 
     if (dataset, metric) not in truth.columns:
         raise ValueError(f"compare: the truth has no column ({dataset!r}, {metric!r})")
     bootstrap = _check_count(bootstrap, "bootstrap")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    _check_confidence(confidence)
     orient = orientations([first, second], orientation)
     both = scores[[first, second]].astype(np.float64)
     both = both[np.isfinite(both.to_numpy()).all(axis=1)]
@@ -120,9 +118,8 @@ def compare(scores: pd.DataFrame, truth: pd.DataFrame, first: str, second: str, 
     taus = [_stats.kendall_of(_stats.Ranked(both[c].reindex(chosen).to_numpy() * (1.0 if orient[c] else -1.0),
                                             counts), truth_ranked) for c in (first, second)]
     delta = taus[1] - taus[0]
-    tail = 100.0 * (1.0 - confidence) / 2.0
     boot = delta[1:][np.isfinite(delta[1:])]
-    lo, hi = np.percentile(boot, [tail, 100.0 - tail]) if boot.size else (np.nan, np.nan)
+    lo, hi = _percentile_interval(boot, confidence)
     return out | {"kendall_first": float(taus[0][0]), "kendall_second": float(taus[1][0]), "delta": float(delta[0]),
                   "delta_lo": float(lo), "delta_hi": float(hi),
                   "p_not_better": float((boot <= 0).mean()) if boot.size else np.nan}
@@ -243,13 +240,25 @@ class _Resamples:
         if self.percents:
             tops = _stats.top_precision_of(a, b)
             values.update({_top_name(p): tops[i] for i, p in enumerate(self.percents)})
-        tail = 100.0 * (1.0 - confidence) / 2.0
         for name in self.names:
             series = values[name]
-            boot = series[1:][np.isfinite(series[1:])]
-            lo, hi = np.percentile(boot, [tail, 100.0 - tail]) if boot.size else (np.nan, np.nan)
+            lo, hi = _percentile_interval(series[1:][np.isfinite(series[1:])], confidence)
             out[name], out[f"{name}_lo"], out[f"{name}_hi"] = float(series[0]), float(lo), float(hi)
         return out
+
+
+def _check_confidence(confidence: object) -> None:
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Central ``confidence`` percentile interval of finite bootstrap values (NaNs when there are none)."""
+    if not boot.size:
+        return np.nan, np.nan
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(boot, [tail, 100.0 - tail])
+    return float(lo), float(hi)
 
 
 def _note(x: np.ndarray, y: np.ndarray) -> str:

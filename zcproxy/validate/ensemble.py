@@ -116,8 +116,9 @@ def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank
     if not chosen:
         raise ValueError("no candidate proxy ranks the fit architectures in the target's direction "
                          "(every candidate gives an undefined or constant ensemble)")
-    # a refit can zero an earlier member's weight (a later pair explains it); it no longer contributes
-    kept = [(c, float(w)) for c, w in zip(chosen, weights) if w > 0] or [(c, float(w)) for c, w in zip(chosen, weights)]
+    # a refit can zero an earlier member's weight; such members contribute nothing. Some weight stays
+    # positive: an all-zero ensemble is constant, its tau undefined, so it is never accepted.
+    kept = [(c, float(w)) for c, w in zip(chosen, weights) if w > 0]
     return Ensemble(method, tuple(c for c, _ in kept), tuple(w for _, w in kept), {c: orient[c] for c, _ in kept})
 
 
