@@ -5,15 +5,18 @@ outputs, an ensemble, and the oracle = the benchmark's true PGD-8 accuracy), ``-
 budget of ``--budget`` proxy evaluations; the found architecture is judged by its true accuracies, its
 percentile among the 6,466 representatives and its regret against the benchmark's best (48.11 %).
 
-Proxy values come only from a score store (``--store``: the SQLite store or its long CSV export); the
-searches are restricted to the architectures scored there. To keep the ensemble and the choice of
-proxies free of selection bias, the scored pool is split in two seeded halves: proxies are ranked and the
-ensemble fitted on the *fit* half, and every search (oracle included) runs on the *search* half.
-Without a store, only the oracle (over all representatives) and the exact parameter-count proxy
-(``--params``, computed for every representative from per-op counts checked against built models) run.
+Proxy values come only from score stores (``--store``, repeatable: SQLite stores or their long CSV
+exports, merged); a proxy searches only the architectures scored for it. To keep the ensemble and the
+choice of proxies free of selection bias, the 6,466 representatives are split in two seeded halves:
+proxies are ranked and ensembles fitted on the *fit* half, and every search runs on the *search* half,
+restricted to the architectures scored there. Proxies scored on different subsets get different pools;
+each pool has its own oracle row (the same search driven by true PGD-8 on that pool), so every proxy
+row has a like-for-like reference. Without a store, only the oracle (over all representatives) and the
+exact parameter-count proxy (``--params``, computed for every representative from per-op counts checked
+against built models) run.
 
     ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/search_study.py \
-        [--store runs/study_cifar10.sqlite] [--params] [--seeds 20] [--budget 100] [--out results/search]
+        [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] [--seeds 20] [--budget 100] [--out results/search]
 
 Writes ``runs.csv`` (every run at every budget), ``summary.csv``/``summary.md`` (at ``--budget``) and
 ``budget_curve.png`` (mean true PGD-8 of the found architecture vs budget).
@@ -76,55 +79,90 @@ def build_objectives(args: argparse.Namespace, truth: pd.DataFrame, log: list[st
     """name -> (source, pool label). Sources are restricted to their pool."""
     target = truth[(DATASET, TARGET)]
     objectives: dict[str, tuple[TableSource, str]] = {}
-    objectives["oracle"] = (oracle_source(truth, dataset=DATASET, metric=TARGET), "all 6466")
+    objectives["oracle [all 6466]"] = (oracle_source(truth, dataset=DATASET, metric=TARGET), "all 6466")
     if args.params:
         objectives["params (exact)"] = (TableSource("params", exact_params(), higher_is_better=True), "all 6466")
     if not args.store:
         log.append("No --store given: no stored proxy scores; oracle and exact params only.")
         return objectives
-    if not Path(args.store).exists():
-        log.append(f"Store {args.store} does not exist yet: oracle and exact params only.")
+    missing = [s for s in args.store if not Path(s).exists()]
+    if missing:
+        log.append(f"Store(s) {', '.join(missing)} do not exist yet: oracle and exact params only.")
         return objectives
-    long = read_scores(args.store)
+    values, degenerate = stored_values(args)
+    reps = np.asarray(NB201.unique())
+    values = values[values.index.isin(set(reps.tolist()))]
+    counts = values.notna().sum()
+    keep = [o for o in values.columns if counts[o] >= args.min_scored]
+    dropped = [o for o in values.columns if o not in keep]
+    if dropped:
+        log.append(f"Outputs with fewer than {args.min_scored} scored archs left out: {', '.join(dropped)}.")
+    order = np.random.default_rng(args.split_seed).permutation(reps)
+    fit_half, search_half = set(order[: len(order) // 2].tolist()), set(order[len(order) // 2:].tolist())
+    log.append(f"Representatives split (seed {args.split_seed}) into a fit half of {len(fit_half)} (proxy "
+               f"choice, ensemble fit) and a search half of {len(search_half)} (every search below); each output "
+               "searches the part of the search half where it is scored, and its oracle row runs on that same pool.")
+    scored = {o: values[o].dropna().index for o in keep}
+    fit = {o: scored[o][scored[o].isin(fit_half)] for o in keep}
+    search = {o: scored[o][scored[o].isin(search_half)] for o in keep}
+    keep = [o for o in keep if len(search[o]) >= 2 * args.budget]
+    if not keep:
+        log.append(f"No output is scored on 2 x budget = {2 * args.budget} search-half archs: proxy rows skipped.")
+        return objectives
+    orient = {o: orientation_of(o) for o in keep}
+    taus = {o: fit_half_tau(values.loc[fit[o], o], target, orient[o]) for o in keep}
+    ranked = sorted(taus, key=taus.get, reverse=True)
+    log.append("Fit-half Kendall tau vs CIFAR-10 PGD-8 (archs): "
+               + ", ".join(f"{o} {taus[o]:+.3f} ({len(fit[o])})" for o in ranked))
+    chosen = list(dict.fromkeys(ranked[: args.top] + [o for o in NTK_OUTPUTS if o in keep]))
+    pools: dict[frozenset, str] = {}
+
+    def pool_label(domain: pd.Index) -> str:
+        key = frozenset(domain.tolist())
+        if key not in pools:
+            label = "search half" if len(key) == len(search_half) else f"search half, {len(key)} scored"
+            pools[key] = label
+            objectives[f"oracle [{label}]"] = (oracle_source(truth, dataset=DATASET, metric=TARGET,
+                                                             domain=sorted(key)), label)
+        return pools[key]
+
+    for o in chosen:
+        column = values.loc[search[o], o]
+        flags = degenerate.reindex(index=column.index)[o].fillna(False).to_numpy(bool)
+        objectives[o] = (TableSource(o, column, higher_is_better=orient[o], degenerate=column.index[flags]),
+                         pool_label(column.index))
+    widest = max(len(scored[o]) for o in keep)
+    groups = {"wide": [o for o in keep if len(scored[o]) >= 0.9 * widest], "all": keep}
+    if groups["all"] == groups["wide"]:
+        del groups["all"]
+    from zcproxy.validate.ensemble import fit_ensemble
+
+    for group, members in groups.items():
+        table = values[members].dropna()
+        fit_rows = table.index[table.index.isin(fit_half)]
+        search_rows = table.index[table.index.isin(search_half)]
+        if len(search_rows) < 2 * args.budget:
+            log.append(f"Ensemble over {group} outputs skipped: {len(search_rows)} search-half archs have all "
+                       f"{len(members)} scored (< 2 x budget).")
+            continue
+        ensemble = fit_ensemble(table.loc[fit_rows], target.reindex(fit_rows), method="logrank", max_members=5,
+                                orientation=orient)
+        log.append(f"Ensemble (logrank) over {len(members)} outputs ({group}), fit on {len(fit_rows)} fit-half "
+                   f"archs: {' + '.join(ensemble.members)}.")
+        source = ensemble_source(table.loc[search_rows], ensemble, degenerate=degenerate.reindex(index=search_rows))
+        objectives[f"ensemble: {'+'.join(ensemble.members)}"] = (source, pool_label(search_rows))
+    return objectives
+
+
+def stored_values(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wide (values, degenerate) over every --store; an (arch, output) stored twice keeps the first store's."""
+    long = pd.concat([read_scores(s) for s in args.store], ignore_index=True)
+    long = long.drop_duplicates(subset=["arch", "proxy"], keep="first")
     settings = dict(assignment(kv) for kv in args.setting) if args.setting else None
     outputs = sorted(set(long["proxy"]))
     if args.proxies:
         outputs = [o for o in args.proxies.split(",") if o]
-    values, degenerate = stored_table(long, outputs, settings=settings)
-    reps = set(NB201.unique())
-    values = values[values.index.isin(reps)]
-    counts = values.notna().sum()
-    keep = [o for o in outputs if counts[o] >= args.min_scored]
-    dropped = [o for o in outputs if o not in keep]
-    if dropped:
-        log.append(f"Outputs with fewer than {args.min_scored} scored archs left out: {', '.join(dropped)}.")
-    pool = values[keep].dropna()
-    if len(pool) < 2 * args.budget:
-        log.append(f"Only {len(pool)} representatives have every output scored (< 2 x budget): proxy rows skipped.")
-        return objectives
-    order = np.random.default_rng(args.split_seed).permutation(pool.index.to_numpy())
-    fit, search = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:])
-    label = f"search half {len(search)}/{len(pool)} scored"
-    log.append(f"Store {args.store}: {len(pool)} representatives have all of {len(keep)} outputs; fit half "
-               f"{len(fit)} (proxy choice, ensemble fit), search half {len(search)} (every search below).")
-    orient = {o: orientation_of(o) for o in keep}
-    taus = {o: fit_half_tau(pool.loc[fit, o], target, orient[o]) for o in keep}
-    ranked = sorted(taus, key=taus.get, reverse=True)
-    chosen = list(dict.fromkeys(ranked[: args.top] + [o for o in NTK_OUTPUTS if o in keep]))
-    log.append("Fit-half Kendall tau vs CIFAR-10 PGD-8: " + ", ".join(f"{o} {taus[o]:+.3f}" for o in ranked))
-    objectives["oracle"] = (oracle_source(truth, dataset=DATASET, metric=TARGET, domain=search), label)
-    objectives["oracle (all 6466)"] = (oracle_source(truth, dataset=DATASET, metric=TARGET), "all 6466")
-    for o in chosen:
-        column = pool.loc[search, o]
-        flags = degenerate.reindex(index=column.index)[o].fillna(False).to_numpy(bool)
-        objectives[o] = (TableSource(o, column, higher_is_better=orient[o], degenerate=column.index[flags]), label)
-    from zcproxy.validate.ensemble import fit_ensemble
-
-    ensemble = fit_ensemble(pool.loc[fit], target.reindex(fit), method="logrank", max_members=5, orientation=orient)
-    log.append(f"Ensemble (logrank, fit half): {' + '.join(ensemble.members)}.")
-    source = ensemble_source(pool.loc[search], ensemble, degenerate=degenerate.reindex(index=search))
-    objectives[f"ensemble: {'+'.join(ensemble.members)}"] = (source, label)
-    return objectives
+    return stored_table(long, outputs, settings=settings)
 
 
 def run_all(objectives, truth, args) -> pd.DataFrame:
@@ -203,7 +241,8 @@ def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", help="score store (.sqlite) or its long CSV export")
+    parser.add_argument("--store", action="append", help="score store (.sqlite) or its long CSV export; "
+                        "repeatable (stores are merged)")
     parser.add_argument("--proxies", help="comma list of stored outputs to consider (default: all stored)")
     parser.add_argument("--setting", action="append", help="key=value filter on stored settings (strings)")
     parser.add_argument("--params", action="store_true", help="add the exact parameter-count proxy (all reps)")

@@ -1,0 +1,86 @@
+"""benchmarks/search_study.py: per-output pools inside the search half, one oracle per pool, merged stores."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zcproxy.space import NB201
+from zcproxy.truth import load_nasrobbench201
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_study.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("search_study_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _long_csv(path: Path, values: pd.Series, proxy: str) -> None:
+    frame = pd.DataFrame({"arch": values.index, "proxy": proxy, "value": values.to_numpy(),
+                          "flags": json.dumps([]), "settings": json.dumps({}), "settings_hash": "h"})
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+def _args(stores: list[Path], data_dir: Path, **extra) -> argparse.Namespace:
+    values = dict(store=[str(s) for s in stores], proxies=None, setting=None, params=False, top=2,
+                  min_scored=100, seeds=1, budget=50, split_seed=0, data_dir=str(data_dir))
+    values.update(extra)
+    return argparse.Namespace(**values)
+
+
+def test_each_output_searches_its_scored_part_of_the_search_half(study, data_dir, tmp_path):
+    truth = load_nasrobbench201(data_dir)
+    reps = np.asarray(NB201.unique())
+    pgd = truth[("cifar10", "pgd_8")].reindex(reps)
+    rng = np.random.default_rng(3)
+    wide, narrow = tmp_path / "wide.csv", tmp_path / "narrow.csv"
+    _long_csv(wide, pd.Series(pgd.to_numpy() + rng.normal(0, 0.01, reps.size), index=reps), "meco")
+    _long_csv(wide, pd.Series(-pgd.to_numpy(), index=reps), "synflow")
+    subset = np.sort(rng.choice(reps, 900, replace=False))
+    _long_csv(narrow, pd.Series(rng.normal(size=subset.size), index=subset), "ntk_robust")
+    # the same (arch, output) in a later store is ignored: the first store's value wins
+    _long_csv(narrow, pd.Series(np.zeros(reps.size), index=reps), "meco")
+
+    log: list[str] = []
+    objectives = study.build_objectives(_args([wide, narrow], data_dir), truth, log)
+
+    order = np.random.default_rng(0).permutation(reps)
+    search_half = set(order[reps.size // 2:].tolist())
+    good, pool_good = objectives["meco"]
+    assert set(good.values) == search_half and pool_good == "search half"
+    assert np.corrcoef([good.values[a] for a in sorted(search_half)], pgd[sorted(search_half)])[0, 1] > 0.9
+    ntk, pool_ntk = objectives["ntk_robust"]
+    expected = set(subset.tolist()) & search_half
+    assert set(ntk.values) == expected and pool_ntk == f"search half, {len(expected)} scored"
+    assert "synflow" not in objectives  # top=2 keeps the best fit-half proxies (meco, then ntk) only
+    for label in (pool_good, pool_ntk):
+        oracle, pool = objectives[f"oracle [{label}]"]
+        assert pool == label
+    assert set(objectives["oracle [search half]"][0].values) == search_half
+    assert set(objectives[f"oracle [{pool_ntk}]"][0].values) == expected
+    ensembles = [name for name in objectives if name.startswith("ensemble:")]
+    assert ensembles and all(set(objectives[e][0].values) <= search_half for e in ensembles)
+    assert any("meco" in e for e in ensembles)
+
+
+def test_outputs_scored_on_too_few_archs_are_reported_not_searched(study, data_dir, tmp_path):
+    truth = load_nasrobbench201(data_dir)
+    reps = np.asarray(NB201.unique())
+    store = tmp_path / "tiny.csv"
+    _long_csv(store, pd.Series(np.arange(150.0), index=reps[:150]), "meco")
+    log: list[str] = []
+    objectives = study.build_objectives(_args([store], data_dir, budget=100), truth, log)
+    assert "meco" not in objectives and set(objectives) == {"oracle [all 6466]"}
+    assert any("2 x budget" in line for line in log)
