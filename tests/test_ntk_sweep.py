@@ -1,26 +1,17 @@
 """benchmarks/ntk_sweep.py: its stored values are exactly what zcproxy.score records, and it resumes."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 import zcproxy
 from zcproxy.store import load, settings_hash
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ntk_sweep.py"
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    spec = importlib.util.spec_from_file_location("ntk_sweep_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def sweep(benchmark_script):
+    return benchmark_script("ntk_sweep")
 
 
 def test_phases_put_the_cheap_attack_first_and_pair_every_arch(sweep):

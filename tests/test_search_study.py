@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +12,11 @@ import pytest
 from zcproxy.space import NB201
 from zcproxy.truth import load_nasrobbench201
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_study.py"
 
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("search_study_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def study(benchmark_script):
+    return benchmark_script("search_study")
 
 
 def _long_csv(path: Path, values: pd.Series, proxy: str) -> None:
