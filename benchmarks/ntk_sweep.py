@@ -40,6 +40,7 @@ BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 BN_MODES = ("frozen", "batch")
 BASE_OUTPUTS = ("ntk_clean", "ntk_robust", "ntk_cond")
 JOINT_OUTPUTS = ("ntk_joint_clean", "ntk_joint_robust")
+ATTACK_FREE = ("ntk_clean", "ntk_cond")  # outputs that do not depend on the attack, eps or beta
 
 
 def sample_archs(count: int, seed: int) -> list[int]:
@@ -119,7 +120,7 @@ def report(args: argparse.Namespace) -> int:
         print(f"{args.store} holds no scores yet; run `ntk_sweep.py run` first", file=sys.stderr)
         return 1
     truth = load_nasrobbench201(args.data_dir)
-    rows, paired = [], []
+    rows, paired, skipped = [], [], []
     for (attack, ticks, bn) in configurations(BN_MODES):
         plan = planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
         columns = {}
@@ -131,6 +132,13 @@ def report(args: argparse.Namespace) -> int:
         if not columns:
             continue
         scores = pd.DataFrame(columns)
+        counts = scores.notna().sum()
+        scores = scores.loc[:, counts >= args.min_archs]
+        if not any(c not in ATTACK_FREE for c in scores.columns):
+            attacked = [c for c in counts.index if c not in ATTACK_FREE]
+            if attacked:
+                skipped.append(f"{attack} {ticks}/255 {bn} ({int(counts[attacked].max())} archs)")
+            continue
         orientation = {label: not label.startswith("ntk_cond") for label in scores.columns}
         table = correlate(scores, truth, datasets=["cifar10"], metrics=["clean", "pgd_8", "autoattack"],
                           orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
@@ -139,12 +147,15 @@ def report(args: argparse.Namespace) -> int:
         table.insert(2, "bn", bn)
         rows.append(table)
         if "ntk_clean" in scores.columns:
-            for label in (c for c in scores.columns if c not in ("ntk_clean", "ntk_cond")):
+            for label in (c for c in scores.columns if c not in ATTACK_FREE):
                 for metric in ("pgd_8", "autoattack"):
                     diff = compare(scores, truth, "ntk_clean", label, dataset="cifar10", metric=metric,
                                    orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
                     paired.append({"attack": attack, "eps": f"{ticks}/255", "bn": bn, "score": label,
                                    "metric": metric, **diff})
+    if not rows:
+        print(f"{args.store}: no configuration has {args.min_archs} scored archs yet (--min-archs)", file=sys.stderr)
+        return 1
     out = pd.concat(rows, ignore_index=True)
     out["beta"] = [float(p.split("@")[1]) if "@" in p else np.nan for p in out["proxy"]]
     out["kind"] = [p.split("@")[0] for p in out["proxy"]]
@@ -156,6 +167,8 @@ def report(args: argparse.Namespace) -> int:
     md["eps"] = [f"{e * 255:g}/255" for e in md["eps"]]
     header = (f"NTK sweep (CIFAR-10 batch {args.batch}, seed {args.seed}, {args.bootstrap} bootstrap resamples); "
               f"Kendall tau-b vs NAS-RobBench-201 CIFAR-10 accuracy over the scored representatives.\n\n")
+    if skipped:
+        header += (f"Left out (fewer than {args.min_archs} scored archs so far): {', '.join(skipped)}.\n\n")
     (target / "ntk_sweep.md").write_text(header + md.to_markdown(index=False, floatfmt=".3f") + "\n")
     if paired:
         vs_clean = pd.DataFrame(paired)
@@ -188,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--threads", type=int, default=1)
     report_p.add_argument("--out", default="results/correlation")
     report_p.add_argument("--bootstrap", type=int, default=1000)
+    report_p.add_argument("--min-archs", type=int, default=30,
+                          help="leave out configurations scored on fewer archs (default 30)")
     args = parser.parse_args(argv)
     return run(args) if args.command == "run" else report(args)
 

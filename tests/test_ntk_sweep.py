@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import pandas as pd
 import pytest
 
 import zcproxy
@@ -44,3 +45,37 @@ def test_run_stores_what_score_would_and_resumes(sweep, data_dir, tmp_path, caps
     assert sweep.main(argv) == 0
     assert capsys.readouterr().out == ""  # everything done: nothing recomputed
     assert len(load(store)) == len(frame)
+
+
+def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, data_dir, tmp_path, capsys):
+    import numpy as np
+    from types import SimpleNamespace
+
+    from zcproxy.store import Store
+    from zcproxy.truth import load_nasrobbench201
+
+    truth = load_nasrobbench201(data_dir)
+    archs = sweep.sample_archs(40, seed=0)
+    pgd = truth[("cifar10", "pgd_8")]
+    fgsm_plan = sweep.planned(("fgsm", 8, "frozen"), seed=0, batch_size=64)
+    pgd_plan = sweep.planned(("pgd", 8, "frozen"), seed=0, batch_size=64)
+    rng = np.random.default_rng(0)
+    store = tmp_path / "sweep.sqlite"
+    with Store(store) as s:
+        for k, arch in enumerate(archs):
+            for plan in (fgsm_plan, pgd_plan) if k < 5 else (fgsm_plan,):
+                results = {f"{label}#{settings_hash(settings)}": SimpleNamespace(
+                    value=float(pgd[arch] + rng.normal(0, 1e-3)) * (-1 if label == "ntk_cond" else 1),
+                    settings=settings, seconds=0.0, flags=()) for label, settings in plan.items()}
+                s.put(arch, results, device="cpu")
+    out = tmp_path / "report"
+    argv = ["report", "--store", str(store), "--out", str(out), "--data-dir", str(data_dir), "--bootstrap", "50"]
+    assert sweep.main(argv) == 0
+    capsys.readouterr()
+    text = (out / "ntk_sweep.md").read_text()
+    assert "pgd 8/255 frozen (5 archs)" in text
+    table = pd.read_csv(out / "ntk_sweep.csv")
+    assert set(table["attack"]) == {"fgsm"} and (table["n"] == 40).all()
+    robust = table[(table["proxy"] == "ntk_robust") & (table["metric"] == "pgd_8")]
+    assert float(robust["kendall"].iloc[0]) > 0.9
+    assert sweep.main(argv + ["--min-archs", "41"]) == 1
