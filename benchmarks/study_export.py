@@ -1,11 +1,13 @@
 """Export a running correlation study into results/correlation/ (safe while runs continue).
 
-Copies each score store with SQLite's online backup (a consistent single file, resumable later with
-``zcproxy score --store <copy>``), exports the scores as CSV, correlates them with NAS-RobBench-201 and with
+Copies the score stores into one store with SQLite's online backup and a merge (a consistent single file,
+resumable later with ``zcproxy score --store <copy>``), keeping only the study's seeded sample
+``sample:<planned>`` (a wider store, e.g. one proxy scored on all representatives, adds just its sample
+rows), exports the scores as CSV, correlates them with NAS-RobBench-201 and with
 NAS-Bench-201 standard training, fits held-out rank ensembles, and writes ``study_<dataset>.md`` with the
 counts, settings and the command that resumes the run.
 
-    python benchmarks/study_export.py --dataset cifar10 --store runs/study_cifar10.sqlite
+    python benchmarks/study_export.py --dataset cifar10 --store runs/study_cifar10.sqlite [--store runs/more.sqlite]
     python benchmarks/study_export.py --dataset cifar100 --stand-in --planned 300 --store runs/study_cifar100.sqlite
 """
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from zcproxy.cli.score import dataset_name
-from zcproxy.store import load, pivot
+from zcproxy.cli.score import dataset_name, parse_archs
+from zcproxy.store import load, merge, pivot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +35,18 @@ def backup(src: Path, dest: Path) -> None:
         source.backup(target)
     with sqlite3.connect(dest) as target:
         target.execute("PRAGMA journal_mode=DELETE")
+
+
+def keep_only(path: Path, archs: list[int]) -> int:
+    """Delete every score and failure of an architecture not in ``archs``; returns the scores deleted."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TEMP TABLE keep (arch INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO keep VALUES (?)", [(int(a),) for a in archs])
+        deleted = conn.execute("DELETE FROM scores WHERE arch NOT IN (SELECT arch FROM keep)").rowcount
+        conn.execute("DELETE FROM failures WHERE arch NOT IN (SELECT arch FROM keep)")
+    with sqlite3.connect(path) as conn:
+        conn.execute("VACUUM")
+    return deleted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,19 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out
-    copies = []
-    for store in args.store:
-        copy = out / "stores" / store.name
-        backup(store, copy)
-        copies.append(copy)
-    frames = [load(c) for c in copies]
-    long = pd.concat(frames, ignore_index=True).drop_duplicates(["arch", "proxy", "settings_hash"])
+    sample = parse_archs(f"sample:{args.planned}", seed=0)
+    copy = out / "stores" / args.store[0].name
+    backup(args.store[0], copy)
+    merged = merge(copy, args.store[1:]) if len(args.store) > 1 else None
+    outside = keep_only(copy, sample)
+    long = load(copy)
     long.drop(columns=["settings"]).assign(settings=[str(s) for s in long["settings"]]).to_csv(
         out / f"scores_{args.dataset}.csv", index=False)
     wide = pivot(long)
     per_proxy = wide.notna().sum().sort_values(ascending=False)
 
-    store_args = [a for c in copies for a in ("--store", str(c))]
+    store_args = ["--store", str(copy)]
     for truth in ("nasrobbench201", "nb201"):
         cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", args.dataset,
                "--bootstrap", str(args.bootstrap), "--out", str(out)]
@@ -93,15 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     images = ("CIFAR-10 train images standing in for the dataset's own (labelled stand-in; the network has "
               f"the {d} head)" if args.stand_in else f"{d} train images")
     stand = " --stand-in" if args.stand_in else ""
-    status = ("complete" if len(wide) >= args.planned else
-              f"**in progress**: {len(wide)} of the planned {args.planned:,} seeded representatives are scored so "
-              "far, so treat the ranking of proxies as preliminary")
+    complete = int(wide.notna().all(axis=1).sum())
+    status = ("complete" if complete >= args.planned else
+              f"**in progress**: {complete} of the planned {args.planned:,} seeded representatives have every "
+              "proxy scored so far (per-proxy counts below), so treat the ranking of proxies as preliminary")
+    provenance = [f"Stores: {', '.join(str(s) for s in args.store)}, merged into `stores/{copy.name}`"
+                  + (f" ({merged.added:,} rows added, {len(merged.conflicts)} conflicting values kept from the "
+                     "first store)" if merged else "")
+                  + (f"; {outside:,} scores of architectures outside the sample left out." if outside else "."), ""]
     lines = [
         f"# {d} correlation study{' (CIFAR-10 stand-in inputs)' if args.stand_in else ''}",
         "",
         f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/study_export.py`. "
         f"Sample `--archs sample:{args.planned} --seed 0`; status: {status}.",
         "",
+        *provenance,
         f"Settings: {images}, batch 64, seed 0 (weights, batch and sample), NB201 C=16 N=5, all proxy defaults "
         "(NTK: FGSM eps 8/255, beta 1, frozen BN, summed output), one torch thread. Statistics over isomorphism "
         f"representatives only, {args.bootstrap:,} seeded bootstrap resamples, signed by each proxy's orientation.",
@@ -109,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "Resume (the store copy in `stores/` continues where this export stopped) and re-export:",
         "",
         f"    zcproxy score --dataset {d}{stand} --archs sample:{args.planned} --seed 0 --batch 64 --threads 1 \\",
-        f"        --proxies all --store stores/{copies[0].name}",
+        f"        --proxies all --store stores/{copy.name}",
         f"    python benchmarks/study_export.py --dataset {d}{stand} --planned {args.planned} "
-        f"--store stores/{copies[0].name}",
+        f"--store stores/{copy.name}",
         "",
         "Architectures scored per proxy output: "
         + ", ".join(f"{k} {v}" for k, v in per_proxy.items()) + ".",
