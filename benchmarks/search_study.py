@@ -187,6 +187,22 @@ def run_all(objectives, truth, args) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def live_cost(objective: str) -> float:
+    """Estimated seconds per live evaluation: the measured median of ``results/perf/proxy_seconds.csv``
+    (one thread, batch 64) of the objective's proxy, summed over an ensemble's distinct proxies; NaN for
+    the oracle."""
+    from zcproxy.proxies import outputs
+
+    path = Path(__file__).resolve().parents[1] / "results" / "perf" / "proxy_seconds.csv"
+    if objective.startswith("oracle") or not path.exists():
+        return float("nan")
+    seconds = pd.read_csv(path).set_index("proxy")["median_seconds"]
+    names = objective.split(": ", 1)[1].split("+") if objective.startswith("ensemble: ") else [objective.split(" ")[0]]
+    owner = outputs()
+    proxies = {owner[n][0] if n in owner else n for n in names}
+    return float(sum(seconds.get(p, float("nan")) for p in proxies))
+
+
 def summarise(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
     at = runs[runs["budget"] == budget]
     groups = at.groupby(["strategy", "objective", "pool"], sort=False)
@@ -196,7 +212,9 @@ def summarise(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
                        percentile_median=("percentile", "median"), percentile_mean=("percentile", "mean"),
                        percentile_std=("percentile", "std"), regret_mean=("regret", "mean"),
                        top1_share=("percentile", lambda p: float((p >= 99.0).mean())))
-    return table.reset_index()
+    table = table.reset_index()
+    table["live_seconds"] = [e * live_cost(o) for e, o in zip(table["evaluations"], table["objective"])]
+    return table
 
 
 def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: list[str]) -> str:
@@ -206,14 +224,19 @@ def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: 
                      f"{100 * r['pgd_8_mean']:.2f} ± {100 * r['pgd_8_std']:.2f}", f"{100 * r['clean_mean']:.2f}",
                      f"{100 * r['autoattack_mean']:.2f}", f"{r['percentile_median']:.2f}",
                      f"{r['percentile_mean']:.2f} ± {r['percentile_std']:.2f}", f"{100 * r['top1_share']:.0f} %",
-                     f"{100 * r['regret_mean']:.2f}"])
+                     f"{100 * r['regret_mean']:.2f}",
+                     "–" if np.isnan(r["live_seconds"]) else f"{r['live_seconds']:.0f}"])
     headers = ["strategy", "objective", "pool", "runs", "evals", "PGD-8 % (mean ± std)", "clean %", "AA %",
-               "percentile (median)", "percentile (mean ± std)", "in top 1 %", "regret (pts)"]
+               "percentile (median)", "percentile (mean ± std)", "in top 1 %", "regret (pts)",
+               "live s (est.)"]
     lines = [f"# Proxy-guided search on NAS-RobBench-201 ({DATASET}, objective PGD-8/255)", "",
              f"Budget {args.budget} proxy evaluations, seeds 0..{args.seeds - 1}. Benchmark optimum "
              f"{100 * best:.2f} % PGD-8 (three-seed mean); a uniformly random representative averages "
              f"{100 * random_mean:.2f} %. Percentile: share of the 6,466 representatives with PGD-8 ≤ the found "
-             "one (100 = best). Oracle = the same search driven by the true PGD-8 values.", ""]
+             "one (100 = best). Oracle = the same search driven by the true PGD-8 values. Proxy values are read "
+             "from the stores (0 s each here); live s (est.) = evaluations x the proxy's median seconds per "
+             "architecture in results/perf/proxy_seconds.csv (1 thread, batch 64), what the run would cost "
+             "scoring live.", ""]
     lines += [f"- {line}" for line in log] + [""]
     lines.append(tabulate(rows, headers=headers, tablefmt="github"))
     return "\n".join(lines) + "\n"

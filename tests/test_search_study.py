@@ -12,6 +12,8 @@ import pytest
 from zcproxy.space import NB201
 from zcproxy.truth import load_nasrobbench201
 
+SCRIPT_ROOT = Path(__file__).resolve().parents[1]
+
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +78,13 @@ def test_outputs_scored_on_too_few_archs_are_reported_not_searched(study, data_d
     objectives = study.build_objectives(_args([store], data_dir, budget=100), truth, log)
     assert "meco" not in objectives and set(objectives) == {"oracle [all 6466]"}
     assert any("2 x budget" in line for line in log)
+
+
+def test_live_cost_reads_the_measured_seconds_of_each_distinct_proxy(study):
+    seconds = pd.read_csv(SCRIPT_ROOT / "results" / "perf" / "proxy_seconds.csv").set_index("proxy")["median_seconds"]
+    assert study.live_cost("meco") == pytest.approx(seconds["meco"])
+    assert study.live_cost("params (exact)") == pytest.approx(seconds["params"])
+    assert study.live_cost("az_nas_complexity") == pytest.approx(seconds["az_nas"])
+    assert study.live_cost("ensemble: meco+az_nas_trainability+az_nas_complexity") == pytest.approx(
+        seconds["meco"] + seconds["az_nas"])
+    assert np.isnan(study.live_cost("oracle [search half]"))
