@@ -15,7 +15,6 @@ from zcproxy.truth import load_nasrobbench201
 SCRIPT_ROOT = Path(__file__).resolve().parents[1]
 
 
-
 @pytest.fixture(scope="module")
 def study(benchmark_script):
     return benchmark_script("search_study")
