@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from zcproxy import proxies
 from zcproxy.cli.score import dataset_name, parse_archs
+from zcproxy.space import NB201
 from zcproxy.store import load, merge, pivot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +49,13 @@ def keep_only(path: Path, archs: list[int]) -> int:
     with sqlite3.connect(path) as conn:
         conn.execute("VACUUM")
     return deleted
+
+
+def stored_proxies(outputs) -> str:
+    """``all`` when every registered proxy has an output among ``outputs``, else their comma list."""
+    owner = proxies.outputs()
+    names = sorted({owner[o][0] for o in outputs if o in owner})
+    return "all" if names == sorted(proxies.available()) else ",".join(names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# {d} correlation study{' (CIFAR-10 stand-in inputs)' if args.stand_in else ''}",
         "",
         f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/study_export.py`. "
-        f"Sample `--archs sample:{args.planned} --seed 0`; status: {status}.",
+        f"Sample `--archs sample:{args.planned} --seed 0`"
+        + (" (every representative)" if args.planned == len(NB201.unique()) else "") + f"; status: {status}.",
         "",
         *provenance,
         f"Settings: {images}, batch 64, seed 0 (weights, batch and sample), NB201 C=16 N=5, all proxy defaults "
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "Resume (the store copy in `stores/` continues where this export stopped) and re-export:",
         "",
         f"    zcproxy score --dataset {d}{stand} --archs sample:{args.planned} --seed 0 --batch 64 --threads 1 \\",
-        f"        --proxies all --store stores/{copy.name}",
+        f"        --proxies {stored_proxies(per_proxy.index)} --store stores/{copy.name}",
         f"    python benchmarks/study_export.py --dataset {d}{stand} --planned {args.planned} "
         f"--store stores/{copy.name}",
         "",

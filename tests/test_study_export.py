@@ -47,6 +47,7 @@ def test_export_merges_stores_and_keeps_only_the_sample(benchmark_script, data_d
     assert set(load(leaders)["arch"]) == set(sample) | set(wider)  # the input stores are not touched
     page = (out / "study_cifar10.md").read_text()
     assert "40 of the planned 60" in page
+    assert "--proxies meco,ntk_clean,ntk_robust,synflow --store stores/study.sqlite" in page
     assert f"{len(outside) * 2:,} scores of architectures outside the sample left out" in page
     table = pd.read_csv(out / "correlation_nasrobbench201_cifar10.csv")
     n = table[table["metric"] == "pgd_8"].set_index("proxy")["n"].to_dict()
@@ -65,3 +66,12 @@ def test_keep_only_drops_scores_and_failures_outside(benchmark_script, tmp_path)
     assert sorted(load(path)["arch"]) == [1, 2]
     with Store(path, readonly=True) as store:
         assert store.failures()["arch"].tolist() == [2]
+
+
+def test_the_resume_command_names_the_stored_proxies(benchmark_script):
+    export = benchmark_script("study_export")
+    from zcproxy import proxies
+
+    assert export.stored_proxies(["meco", "synflow", "params"]) == "meco,params,synflow"
+    assert export.stored_proxies(["az_nas_complexity", "ntk_cond"]) == "az_nas,ntk_cond"
+    assert export.stored_proxies(list(proxies.outputs())) == "all"
