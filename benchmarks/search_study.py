@@ -142,15 +142,19 @@ def build_objectives(args: argparse.Namespace, truth: pd.DataFrame, log: list[st
         fit_rows = table.index[table.index.isin(fit_half)]
         search_rows = table.index[table.index.isin(search_half)]
         if len(search_rows) < 2 * args.budget:
-            log.append(f"Ensemble over {group} outputs skipped: {len(search_rows)} search-half archs have all "
+            log.append(f"Ensembles over {group} outputs skipped: {len(search_rows)} search-half archs have all "
                        f"{len(members)} scored (< 2 x budget).")
             continue
-        ensemble = fit_ensemble(table.loc[fit_rows], target.reindex(fit_rows), method="logrank", max_members=5,
-                                orientation=orient)
-        log.append(f"Ensemble (logrank) over {len(members)} outputs ({group}), fit on {len(fit_rows)} fit-half "
-                   f"archs: {' + '.join(ensemble.members)}.")
-        source = ensemble_source(table.loc[search_rows], ensemble, degenerate=degenerate.reindex(index=search_rows))
-        objectives[f"ensemble: {'+'.join(ensemble.members)}"] = (source, pool_label(search_rows))
+        for method in ("logrank", "nnls"):
+            ensemble = fit_ensemble(table.loc[fit_rows], target.reindex(fit_rows), method=method, max_members=5,
+                                    orientation=orient)
+            name = f"ensemble ({method}): {'+'.join(ensemble.members)}" + (" [all outputs]" if group == "all" else "")
+            log.append(f"{name}: fitted on the {len(fit_rows)} fit-half archs with all {len(members)} "
+                       f"{'' if group == 'all' else 'widely scored '}outputs, weights "
+                       + ", ".join(f"{w:.3g}" for w in ensemble.weights) + ".")
+            source = ensemble_source(table.loc[search_rows], ensemble,
+                                     degenerate=degenerate.reindex(index=search_rows))
+            objectives[name] = (source, pool_label(search_rows))
     return objectives
 
 
@@ -197,7 +201,10 @@ def live_cost(objective: str) -> float:
     if objective.startswith("oracle") or not path.exists():
         return float("nan")
     seconds = pd.read_csv(path).set_index("proxy")["median_seconds"]
-    names = objective.split(": ", 1)[1].split("+") if objective.startswith("ensemble: ") else [objective.split(" ")[0]]
+    if objective.startswith("ensemble"):
+        names = objective.split(": ", 1)[1].split(" [")[0].split("+")
+    else:
+        names = [objective.split(" ")[0]]
     owner = outputs()
     proxies = {owner[n][0] if n in owner else n for n in names}
     return float(sum(seconds.get(p, float("nan")) for p in proxies))

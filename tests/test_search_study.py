@@ -63,8 +63,12 @@ def test_each_output_searches_its_scored_part_of_the_search_half(study, data_dir
         assert pool == label
     assert set(objectives["oracle [search half]"][0].values) == search_half
     assert set(objectives[f"oracle [{pool_ntk}]"][0].values) == expected
-    ensembles = [name for name in objectives if name.startswith("ensemble:")]
-    assert ensembles and all(set(objectives[e][0].values) <= search_half for e in ensembles)
+    ensembles = [name for name in objectives if name.startswith("ensemble")]
+    assert {e.split(")")[0] for e in ensembles} == {"ensemble (logrank", "ensemble (nnls"}
+    assert sum(e.endswith("[all outputs]") for e in ensembles) == 2  # ntk_robust is scored on fewer archs
+    for e in ensembles:
+        source, pool = objectives[e]
+        assert set(source.values) <= search_half and f"oracle [{pool}]" in objectives
     assert any("meco" in e for e in ensembles)
 
 
@@ -84,6 +88,6 @@ def test_live_cost_reads_the_measured_seconds_of_each_distinct_proxy(study):
     assert study.live_cost("meco") == pytest.approx(seconds["meco"])
     assert study.live_cost("params (exact)") == pytest.approx(seconds["params"])
     assert study.live_cost("az_nas_complexity") == pytest.approx(seconds["az_nas"])
-    assert study.live_cost("ensemble: meco+az_nas_trainability+az_nas_complexity") == pytest.approx(
-        seconds["meco"] + seconds["az_nas"])
+    ensemble = "ensemble (nnls): meco+az_nas_trainability+az_nas_complexity [all outputs]"
+    assert study.live_cost(ensemble) == pytest.approx(seconds["meco"] + seconds["az_nas"])
     assert np.isnan(study.live_cost("oracle [search half]"))
