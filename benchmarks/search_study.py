@@ -249,23 +249,43 @@ def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: 
     return "\n".join(lines) + "\n"
 
 
+def plotted(objectives: list[str]) -> list[str]:
+    """The curves worth a line: drop exact duplicates of another curve (flops = params up to a constant
+    factor here; ntk_joint_clean = ntk_robust at beta 1), the stored params when the exact one is there,
+    and the log-rank ensembles and narrow-pool ensembles when a wide NNLS ensemble exists."""
+    names = list(objectives)
+    drop = {"flops", "ntk_joint_clean"}
+    if "params (exact)" in names:
+        drop.add("params")
+    if any(n.startswith("ensemble (nnls)") and not n.endswith("]") for n in names):
+        drop |= {n for n in names if n.startswith("ensemble") and (n.endswith("]") or "(logrank)" in n)}
+    return [n for n in names if n not in drop]
+
+
 def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
-    fig = Figure(figsize=(7.5, 4.5))
-    ax = fig.subplots()
+    """Mean true PGD-8 of the found architecture vs budget: one panel per strategy, one line per objective."""
     curves = runs.groupby(["strategy", "objective", "budget"], sort=False)["pgd_8"].mean().reset_index()
-    colours = {o: f"C{k}" for k, o in enumerate(dict.fromkeys(curves["objective"]))}
-    styles = {"rea": "-", "random": "--", "prune": ":"}
-    for (strategy, objective), group in curves.groupby(["strategy", "objective"], sort=False):
-        ax.plot(group["budget"], 100 * group["pgd_8"], styles.get(strategy, "-."), color=colours[objective],
-                marker="o", markersize=3, label=f"{strategy} / {objective}")
-    ax.axhline(100 * best, color="black", linewidth=0.8, label=f"benchmark best {100 * best:.2f} %")
-    ax.set_ylim(top=100 * best + 0.3)
-    ax.set_xscale("log")
-    ax.set_xlabel("budget (proxy evaluations)")
-    ax.set_ylabel("true PGD-8/255 accuracy of found arch (%)")
-    ax.legend(fontsize=6, loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
+    names = plotted(list(dict.fromkeys(curves["objective"])))
+    colours = {o: f"C{k % 10}" for k, o in enumerate(names)}
+    strategies = list(dict.fromkeys(curves["strategy"]))
+    fig = Figure(figsize=(4 * len(strategies), 5.2))
+    axes = fig.subplots(1, len(strategies), sharey=True, squeeze=False)[0]
+    for ax, strategy in zip(axes, strategies):
+        for objective in names:
+            group = curves[(curves["strategy"] == strategy) & (curves["objective"] == objective)]
+            style = "--" if objective.startswith("oracle") else "-"
+            ax.plot(group["budget"], 100 * group["pgd_8"], style, color=colours[objective], marker="o",
+                    markersize=3, label=objective)
+        ax.axhline(100 * best, color="black", linewidth=0.8, label=f"benchmark best {100 * best:.2f} %")
+        ax.set_xscale("log")
+        ax.set_title(strategy)
+        ax.set_xlabel("budget (proxy evaluations)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("true PGD-8/255 of found arch (%, seed mean)")
+    axes[0].set_ylim(top=100 * best + 0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) + 2) // 3), 1, 1))
     FigureCanvasAgg(fig).print_png(str(path))
 
 

@@ -91,3 +91,13 @@ def test_live_cost_reads_the_measured_seconds_of_each_distinct_proxy(study):
     ensemble = "ensemble (nnls): meco+az_nas_trainability+az_nas_complexity [all outputs]"
     assert study.live_cost(ensemble) == pytest.approx(seconds["meco"] + seconds["az_nas"])
     assert np.isnan(study.live_cost("oracle [search half]"))
+
+
+def test_the_budget_plot_drops_duplicate_curves_only(study):
+    names = ["oracle [all 6466]", "params (exact)", "oracle [search half]", "meco", "flops", "params",
+             "ntk_robust", "ntk_joint_clean", "ntk_clean", "ensemble (logrank): meco",
+             "ensemble (nnls): meco+synflow", "ensemble (nnls): meco+ntk_cond [all outputs]"]
+    assert study.plotted(names) == ["oracle [all 6466]", "params (exact)", "oracle [search half]", "meco",
+                                    "ntk_robust", "ntk_clean", "ensemble (nnls): meco+synflow"]
+    assert study.plotted(["meco", "params", "ensemble (logrank): meco"]) == ["meco", "params",
+                                                                            "ensemble (logrank): meco"]
