@@ -51,6 +51,14 @@ def keep_only(path: Path, archs: list[int]) -> int:
     return deleted
 
 
+def conflict_size(conflicts: list[dict]) -> str:
+    """How far apart the two values of merge conflicts are (largest relative difference), or ''."""
+    if not conflicts:
+        return ""
+    worst = max(abs(c["kept"] - c["other"]) / max(abs(c["kept"]), abs(c["other"]), 1e-300) for c in conflicts)
+    return f", at most {worst:.1e} apart relative to their size"
+
+
 def stored_proxies(outputs) -> str:
     """``all`` when every registered proxy has an output among ``outputs``, else their comma list."""
     owner = proxies.outputs()
@@ -120,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
               f"**in progress**: {complete} of the planned {args.planned:,} seeded representatives have every "
               "proxy scored so far (per-proxy counts below), so treat the ranking of proxies as preliminary")
     provenance = [f"Stores: {', '.join(str(s) for s in args.store)}, merged into `stores/{copy.name}`"
-                  + (f" ({merged.added:,} rows added, {len(merged.conflicts)} conflicting values kept from the "
-                     "first store)" if merged else "")
+                  + (f" ({merged.added:,} rows added; {len(merged.conflicts)} values stored twice with different "
+                     f"results kept from the first store{conflict_size(merged.conflicts)})" if merged else "")
                   + (f"; {outside:,} scores of architectures outside the sample left out." if outside else "."), ""]
     lines = [
         f"# {d} correlation study{' (CIFAR-10 stand-in inputs)' if args.stand_in else ''}",

@@ -133,6 +133,23 @@ def test_cross_validated_is_held_out_and_seeded():
     pd.testing.assert_frame_equal(table, again)
 
 
+def test_cross_validated_judges_ensembles_and_the_best_single_on_the_same_complete_archs():
+    scores, truth, orient = _problem()
+    scores.loc[scores.index[300:], "b"] = np.nan  # a proxy scored on fewer archs than the others
+    table = cross_validated(scores, truth, "cifar10", "pgd_8", seed=0, orientation=orient)
+    assert (table["n_fit"] + table["n_test"] == 300).all()
+    complete = scores.iloc[:300]
+    shuffled = np.random.default_rng(0).permutation(np.asarray(complete.index))
+    test = np.sort(shuffled[150:])  # fold 0 reports on the second half of the complete archs
+    single = table[table.fold == 0]["best_single"].iloc[0]
+    sign = 1 if orient[single] else -1
+    expected = scipy.stats.kendalltau(sign * complete.loc[test, single],
+                                      truth.loc[test, ("cifar10", "pgd_8")]).statistic
+    assert table[table.fold == 0]["best_single_test_kendall"].iloc[0] == pytest.approx(expected)
+    only_a = cross_validated(scores, truth, "cifar10", "pgd_8", seed=0, orientation=orient, candidates=["a"])
+    assert (only_a["n_fit"] + only_a["n_test"] == 800).all()
+
+
 def test_cross_validated_rejects_unknown_target():
     scores, truth, orient = _problem(n=40)
     with pytest.raises(ValueError, match="no column"):

@@ -75,3 +75,10 @@ def test_the_resume_command_names_the_stored_proxies(benchmark_script):
     assert export.stored_proxies(["meco", "synflow", "params"]) == "meco,params,synflow"
     assert export.stored_proxies(["az_nas_complexity", "ntk_cond"]) == "az_nas,ntk_cond"
     assert export.stored_proxies(list(proxies.outputs())) == "all"
+
+
+def test_conflicts_are_summarised_by_their_largest_relative_difference(benchmark_script):
+    export = benchmark_script("study_export")
+    assert export.conflict_size([]) == ""
+    text = export.conflict_size([{"kept": 1.0, "other": 1.000001}, {"kept": -200.0, "other": -202.0}])
+    assert text == ", at most 9.9e-03 apart relative to their size"

@@ -161,9 +161,9 @@ def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "c
                     representatives_only: bool = True) -> pd.DataFrame:
     """Two-fold held-out evaluation of ensembles against truth[(dataset, metric)].
 
-    The architectures (isomorphism representatives by default) are split in two halves with ``seed``;
-    each ensemble, and the best single proxy, is chosen on one half and its Kendall tau is reported on the
-    other. Returns one row per (fold, method) with columns fold, method, members, weights, n_fit, n_test,
+    The architectures with every candidate scored and a finite target (isomorphism representatives by
+    default) are split in two halves with ``seed``; each ensemble, and the best single proxy, is chosen on
+    one half and its Kendall tau is reported on the other, so all of them are judged on the same archs. Returns one row per (fold, method) with columns fold, method, members, weights, n_fit, n_test,
     fit_kendall, test_kendall, best_single, best_single_test_kendall.
     """
     if (dataset, metric) not in truth.columns:
@@ -171,11 +171,13 @@ def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "c
     target = truth[(dataset, metric)].astype(np.float64)
     pool = list(scores.columns if candidates is None else candidates)
     orient = orientations(pool, orientation)
-    archs = np.asarray(scores.index.intersection(target.index[np.isfinite(target.to_numpy())]), dtype=np.int64)
+    complete = scores.index[scores[pool].notna().all(axis=1).to_numpy()]
+    archs = np.asarray(complete.intersection(target.index[np.isfinite(target.to_numpy())]), dtype=np.int64)
     if representatives_only:
         archs = dedupe_isomorphs(archs)
     if archs.size < 2 * _MIN_FIT_ROWS:
-        raise ValueError(f"only {archs.size} scored architectures have ground truth; need {2 * _MIN_FIT_ROWS}")
+        raise ValueError(f"only {archs.size} architectures have ground truth and every candidate scored; need "
+                         f"{2 * _MIN_FIT_ROWS} (pass candidates= to leave sparse columns out)")
     shuffled = np.random.default_rng(seed).permutation(archs)
     halves = (np.sort(shuffled[: archs.size // 2]), np.sort(shuffled[archs.size // 2:]))
     rows = []
