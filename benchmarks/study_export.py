@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Robust and joint NTK against the clean NTK (paired, same archs)",
         "",
         "delta = tau-b(score) - tau-b(ntk_clean); paired percentile bootstrap CI; p_not_better = share of "
-        "resamples with delta <= 0. The paper's claim is delta > 0 for robust accuracy (PGD, AutoAttack); the clean-accuracy rows show whether a gain is specific to robustness.",
+        "resamples with delta <= 0. The paper's claim is delta > 0 for robust accuracy (PGD, AutoAttack); the "
+        "clean-accuracy rows show whether a gain is specific to robustness.",
         "",
         paired.to_markdown(index=False, floatfmt=".3f") if len(paired) else "(no NTK scores yet)",
         "",
