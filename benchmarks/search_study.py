@@ -16,7 +16,8 @@ exact parameter-count proxy (``--params``, computed for every representative fro
 against built models) run.
 
     ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/search_study.py \
-        [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] [--seeds 20] [--budget 100] [--out results/search]
+        [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] \
+        [--seeds 20] [--budget 100] [--out results/search]
 
 Writes ``runs.csv`` (every run at every budget), ``summary.csv``/``summary.md`` (at ``--budget``) and
 ``budget_curve.png`` (mean true PGD-8 of the found architecture vs budget).
@@ -75,7 +76,8 @@ def fit_half_tau(values: pd.Series, target: pd.Series, higher_is_better: bool) -
     return float(tau)
 
 
-def build_objectives(args: argparse.Namespace, truth: pd.DataFrame, log: list[str]) -> dict[str, tuple[TableSource, str]]:
+def build_objectives(args: argparse.Namespace, truth: pd.DataFrame,
+                     log: list[str]) -> dict[str, tuple[TableSource, str]]:
     """name -> (source, pool label). Sources are restricted to their pool."""
     target = truth[(DATASET, TARGET)]
     objectives: dict[str, tuple[TableSource, str]] = {}

@@ -163,7 +163,8 @@ def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "c
 
     The architectures with every candidate scored and a finite target (isomorphism representatives by
     default) are split in two halves with ``seed``; each ensemble, and the best single proxy, is chosen on
-    one half and its Kendall tau is reported on the other, so all of them are judged on the same archs. Returns one row per (fold, method) with columns fold, method, members, weights, n_fit, n_test,
+    one half and its Kendall tau is reported on the other, so all of them are judged on the same archs.
+    Returns one row per (fold, method) with columns fold, method, members, weights, n_fit, n_test,
     fit_kendall, test_kendall, best_single, best_single_test_kendall.
     """
     if (dataset, metric) not in truth.columns:
