@@ -25,6 +25,7 @@ Writes ``runs.csv`` (every run at every budget), ``summary.csv``/``summary.md`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -161,9 +162,11 @@ def build_objectives(args: argparse.Namespace, truth: pd.DataFrame,
 
 
 def stored_values(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Wide (values, degenerate) over every --store; an (arch, output) stored twice keeps the first store's."""
+    """Wide (values, degenerate) over every --store; a score stored twice under the same settings keeps the
+    first store's (different settings stay apart for the --setting filter and its ambiguity check)."""
     long = pd.concat([read_scores(s) for s in args.store], ignore_index=True)
-    long = long.drop_duplicates(subset=["arch", "proxy"], keep="first")
+    key = ["arch", "proxy"] + (["settings_hash"] if "settings_hash" in long.columns else [])
+    long = long.drop_duplicates(subset=key, keep="first")
     settings = dict(assignment(kv) for kv in args.setting) if args.setting else None
     outputs = sorted(set(long["proxy"]))
     if args.proxies:
@@ -193,16 +196,21 @@ def run_all(objectives, truth, args) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@functools.cache
+def _measured_seconds() -> pd.Series | None:
+    path = Path(__file__).resolve().parents[1] / "results" / "perf" / "proxy_seconds.csv"
+    return pd.read_csv(path).set_index("proxy")["median_seconds"] if path.exists() else None
+
+
 def live_cost(objective: str) -> float:
     """Estimated seconds per live evaluation: the measured median of ``results/perf/proxy_seconds.csv``
     (one thread, batch 64) of the objective's proxy, summed over an ensemble's distinct proxies; NaN for
     the oracle."""
     from zcproxy.proxies import outputs
 
-    path = Path(__file__).resolve().parents[1] / "results" / "perf" / "proxy_seconds.csv"
-    if objective.startswith("oracle") or not path.exists():
+    seconds = _measured_seconds()
+    if objective.startswith("oracle") or seconds is None:
         return float("nan")
-    seconds = pd.read_csv(path).set_index("proxy")["median_seconds"]
     if objective.startswith("ensemble"):
         names = objective.split(": ", 1)[1].split(" [")[0].split("+")
     else:
