@@ -8,7 +8,8 @@ Every configuration (architecture x batch size N x method) runs in its own subpr
    medians, so the ratio method / fwd+bwd comes from the same process and the same machine load.
 
 Methods: ``fwd_bwd`` (one batched forward+backward of the summed output, train mode), ``frozen`` /
-``batch`` (:func:`zcproxy.ntk.jacobian` with that ``bn``), ``loop_frozen`` (per-sample forward+backward
+``batch`` (:func:`zcproxy.ntk.jacobian` with that ``bn``; ``batch`` differentiates one output row per
+backward pass), ``batch_vmap`` (``batch`` with all N rows vectorised in one pass, ``chunk_size=N``), ``loop_frozen`` (per-sample forward+backward
 with the batch statistics held fixed: the kernel ``frozen`` computes), ``loop_batch`` (the TE-NAS loop:
 one train-mode forward of the batch, one backward per sample: the kernel ``batch`` computes), ``five``
 (all five NTK scores with :func:`zcproxy.proxies.ntk.ntk_scores`: two FGSM passes, three frozen
@@ -44,7 +45,7 @@ from zcproxy import attacks, ntk
 from zcproxy.proxies.ntk import ntk_scores
 from zcproxy.space import NB201
 
-HEAVY = ("batch", "loop_batch", "five_loop")  # quadratic in N or a loop of N passes: one timed repeat
+HEAVY = ("batch", "batch_vmap", "loop_batch", "five_loop")  # a loop of N batch passes or N-fold vectorised: one timed repeat
 
 
 # ------------------------------------------------------------------------------------------------ worker
@@ -119,6 +120,8 @@ def _method(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
         return lambda: _fwd_bwd(model, x)
     if name in ("frozen", "batch"):
         return lambda: ntk.jacobian(model, x, bn=name, chunk_size=chunk)
+    if name == "batch_vmap":
+        return lambda: ntk.jacobian(model, x, bn="batch", chunk_size=x.shape[0])
     if name == "loop_frozen":
         return lambda: _loop_frozen(model, x)
     if name == "loop_batch":
@@ -189,7 +192,8 @@ def plan(sizes: list[int], labels: list[str]) -> list[tuple[str, int, str, int |
 
     First the N = 64 comparisons behind the targets (the loops on the small arch only, where they finish
     in minutes), then peak memory at N = 128 with and without ``chunk_size``, then the scaling in N.
-    The quadratic ``batch`` path and the TE-NAS loop run on the small arch only.
+    The batch-statistics Jacobians (N backward passes of the whole batch) and the TE-NAS loop run on the
+    small arch, and the two ``batch`` variants also on the median arch at N = 64.
     """
     configs: list[tuple[str, int, str, int | None]] = []
     for label in labels:
@@ -204,8 +208,10 @@ def plan(sizes: list[int], labels: list[str]) -> list[tuple[str, int, str, int |
         configs += [(label, n, "frozen", None) for label in labels]
     if "small" in labels:
         for n in (16, 32, 64):
-            configs += [("small", n, "batch", None), ("small", n, "loop_batch", None)]
+            configs += [("small", n, m, None) for m in ("batch", "batch_vmap", "loop_batch")]
         configs.append(("small", 128, "batch", 16))
+    if "median" in labels:
+        configs += [("median", 64, "batch", None), ("median", 64, "batch_vmap", None)]
     return [c for c in dict.fromkeys(configs) if c[1] in sizes]
 
 

@@ -1,17 +1,16 @@
 """NTK sweep study: attack x eps x beta x BatchNorm mode, resumable through the score store.
 
 For every architecture of a seeded sample of representatives and every (attack, eps, bn) configuration,
-the Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk.ntk_scores_grid``) and
-every beta is read off them; the two BN modes of an arch share its attacks. Each value is stored under exactly the settings ``zcproxy.score`` would record
+the Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk.ntk_scores_over_eps``) and
+every beta is read off them. Each value is stored under exactly the settings ``zcproxy.score`` would record
 for that proxy and options, so sweep values and ordinary scores are interchangeable in the store.
 
     python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
     python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
 
-``run`` goes attack by attack (FGSM first, then PGD-10): the first ``--batch-archs`` architectures with
-both ``bn="frozen"`` and ``bn="batch"``, then the rest with ``bn="frozen"``; each item computes all eps and
-beta of one (arch, attack) from one clean Jacobian plus two per eps and BN mode, and two attacks per eps,
-so a partial run holds paired comparisons.
+``run`` scores every architecture with ``bn="frozen"`` (FGSM first, then PGD-10), then the first
+``--batch-archs`` with ``bn="batch"`` (FGSM, then PGD-10); each item computes all eps and beta of one
+(arch, attack, bn) from one clean Jacobian plus two per eps, so a partial run holds paired comparisons.
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md}``: each robust or
 joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 
 from zcproxy.data import proxy_batch
-from zcproxy.proxies.ntk import ntk_scores_grid
+from zcproxy.proxies.ntk import ntk_scores_over_eps
 from zcproxy.scoring import ProxyResult, build_model, planned_settings
 from zcproxy.space import NB201
 from zcproxy.store import Store, load, settings_hash
@@ -67,15 +66,13 @@ def planned(config: tuple[str, int, str], *, seed: int, batch_size: int) -> dict
     return plan
 
 
-def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, tuple[str, ...]]]:
-    """Work items (arch, attack, BN modes): FGSM for every arch, then PGD-10 (about 2.5x the cost) for every
-    arch; the first ``batch_archs`` archs get both BN modes in one item (the attacks do not depend on the
-    Jacobian's BN mode, so both share them), the rest ``frozen`` only. A partial run holds paired
-    comparisons: the cheap FGSM half completes first, and each attack starts with its frozen/batch pairs."""
-    items = []
-    for attack in ATTACKS:
-        items += [(arch, attack, BN_MODES) for arch in archs[:batch_archs]]
-        items += [(arch, attack, ("frozen",)) for arch in archs[batch_archs:]]
+def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, str]]:
+    """Work items (arch, attack, bn): every arch with frozen BN, FGSM then PGD-10 (about 2.5x the cost),
+    then the BN-batch subset the same way. Batch-mode Jacobians cost ~10x frozen ones (N backward passes of
+    the batch), so they come last; a partial run already answers the attack/eps/beta questions on paired
+    archs."""
+    items = [(arch, attack, "frozen") for attack in ATTACKS for arch in archs]
+    items += [(arch, attack, "batch") for attack in ATTACKS for arch in archs[:batch_archs]]
     return items
 
 
@@ -86,32 +83,29 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with Store(args.store) as store:
         work = phases(archs, args.batch_archs)
-        for position, (arch, attack, bn_modes) in enumerate(work):
-            plans = {(bn, ticks): planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
-                     for bn in bn_modes for ticks in EPS_TICKS}
-            todo = [key for key, plan in plans.items()
+        for position, (arch, attack, bn) in enumerate(work):
+            plans = {ticks: planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
+                     for ticks in EPS_TICKS}
+            todo = [ticks for ticks, plan in plans.items()
                     if not all(store.done(arch, label.split("@")[0], settings_hash(s)) for label, s in plan.items())]
             if not todo:
                 continue
-            modes = tuple(bn for bn in bn_modes if any(key[0] == bn for key in todo))
-            radii = sorted({ticks for _, ticks in todo})
             model = build_model(arch, "cifar10", args.seed)
             t0 = time.perf_counter()
-            grid = ntk_scores_grid(model, batch.x, batch.y, eps_values=[t / 255 for t in radii], bn_modes=modes,
-                                   attack=attack, betas=BETAS, seed=args.seed)
-            seconds = (time.perf_counter() - t0) / (len(modes) * len(radii))
+            grid = ntk_scores_over_eps(model, batch.x, batch.y, eps_values=[t / 255 for t in todo], attack=attack,
+                                       betas=BETAS, bn=bn, seed=args.seed)
+            seconds = (time.perf_counter() - t0) / len(todo)
             flags = frozenset({"degenerate"}) if NB201.is_zero_output(arch) else frozenset()
-            for bn, ticks in todo:
-                values = grid[(bn, ticks / 255)]
+            for ticks, values in zip(todo, grid):
                 # The store keys results by output name, so each beta is its own write; an item interrupted
                 # midway is simply recomputed on the next run.
-                for label, settings in plans[(bn, ticks)].items():
+                for label, settings in plans[ticks].items():
                     name = label.split("@")[0]
                     result = ProxyResult(float(values[label]), seconds, settings, flags, name != "ntk_cond")
                     store.put(arch, {name: result}, device="cpu")
             elapsed = time.perf_counter() - started
-            print(f"[{position + 1}/{len(work)}] arch {arch} {attack} bn={'+'.join(modes)} done "
-                  f"({elapsed / 60:.1f} min)", flush=True)
+            print(f"[{position + 1}/{len(work)}] arch {arch} {attack} bn={bn} done ({elapsed / 60:.1f} min)",
+                  flush=True)
     return 0
 
 

@@ -13,7 +13,7 @@ import zcproxy.attacks
 import zcproxy.ntk
 from zcproxy import proxies
 from zcproxy.errors import ProxyError
-from zcproxy.proxies.ntk import ntk_scores, ntk_scores_grid, ntk_scores_over_eps
+from zcproxy.proxies.ntk import ntk_scores, ntk_scores_over_eps
 from zcproxy.scoring import score
 from zcproxy.space import NB201
 
@@ -130,20 +130,6 @@ def test_eps_grid_equals_one_call_per_eps(attack):
     assert grid[0]["ntk_robust"] != grid[2]["ntk_robust"]
     with pytest.raises(ValueError, match="eps_values"):
         ntk_scores_over_eps(model, x, y, eps_values=())
-
-
-def test_bn_grid_shares_the_attacks_and_equals_one_call_per_mode():
-    """Both Jacobian BN modes from one set of attacks: each entry equals its own ntk_scores call."""
-    model, (x, y) = tiny_nb201(), batch()
-    radii = (2 / 255, 8 / 255)
-    grid = ntk_scores_grid(model, x, y, eps_values=radii, bn_modes=("frozen", "batch"), attack="pgd",
-                           betas=(0.0, 1.0), pgd_steps=2)
-    assert set(grid) == {(bn, eps) for bn in ("frozen", "batch") for eps in radii}
-    for (bn, eps), got in grid.items():
-        assert got == ntk_scores(model, x, y, eps=eps, bn=bn, attack="pgd", betas=(0.0, 1.0), pgd_steps=2)
-    assert grid[("frozen", radii[1])]["ntk_clean"] != grid[("batch", radii[1])]["ntk_clean"]
-    with pytest.raises(ValueError, match="bn_modes"):
-        ntk_scores_grid(model, x, y, eps_values=radii, bn_modes=())
 
 
 def test_condition_number_and_trace_normalisation():

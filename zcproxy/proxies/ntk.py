@@ -104,49 +104,26 @@ def ntk_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: st
 
 def ntk_scores_over_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_values: Iterable[float],
                         attack: str = "fgsm", betas: Iterable[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
-                        bn: str = "frozen", **options: Any) -> list[dict[str, float]]:
+                        bn: str = "frozen", output: str = "sum", params: str = "all", pgd_steps: int = 10,
+                        pgd_step_size: float | None = None, random_start: bool = False, attack_bn: str = "train",
+                        normalize: str | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32) -> list[dict[str, float]]:
     """:func:`ntk_scores` for each eps of ``eps_values`` (same order), sharing the clean Jacobian J(X).
 
     A sweep over k radii costs 1 + 2k Jacobians and 2k attacks instead of 3k Jacobians; each entry equals
-    ``ntk_scores(..., eps=e)`` exactly (the attacks of one radius never depend on another's). ``options``
-    are those of :func:`ntk_scores`.
+    ``ntk_scores(..., eps=e)`` exactly (the attacks of one radius never depend on another's).
     """
     eps_values = tuple(eps_values)
-    grid = ntk_scores_grid(model, x, y, eps_values=eps_values, bn_modes=(bn,), attack=attack, betas=betas,
-                           **options)
-    return [grid[(bn, eps)] for eps in eps_values]
-
-
-def ntk_scores_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_values: Iterable[float],
-                    bn_modes: Iterable[str] = ("frozen",), attack: str = "fgsm",
-                    betas: Iterable[float] = (0.0, 0.25, 0.5, 0.75, 1.0), output: str = "sum", params: str = "all",
-                    pgd_steps: int = 10, pgd_step_size: float | None = None, random_start: bool = False,
-                    attack_bn: str = "train", normalize: str | None = None, seed: int = 0,
-                    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-                    ) -> dict[tuple[str, float], dict[str, float]]:
-    """:func:`ntk_scores` for every (Jacobian BN mode, eps) pair, keyed ``(bn, eps)``.
-
-    The attacks depend on ``attack_bn``, not on the Jacobian's BN mode, so A(X) and A(A(X)) are computed
-    once per radius and shared by all ``bn_modes``: k radii and m modes cost 2k attacks and m(1 + 2k)
-    Jacobians. Each entry equals the matching ``ntk_scores`` call exactly.
-    """
-    eps_values, bn_modes = tuple(eps_values), tuple(dict.fromkeys(bn_modes))
     if not eps_values:
         raise ValueError("eps_values must hold at least one attack radius, got an empty sequence")
-    if not bn_modes:
-        raise ValueError("bn_modes must hold at least one BatchNorm mode ('frozen' or 'batch'), got none")
     betas = tuple(_ntk._check_beta(b) for b in betas)
     _check_normalize(normalize)
     device = torch.device(device)
     x = check_batch(x, "ntk_scores").to(device=device, dtype=dtype)
-
-    def jacobian(inputs: torch.Tensor, bn: str) -> _ntk.Jacobian:
-        return _ntk.jacobian(model, inputs, output=output, bn=bn, params=params, dtype=dtype, device=device)
-
-    j_clean = {bn: jacobian(x, bn) for bn in bn_modes}
-    k00 = {bn: _ntk.gram(j) for bn, j in j_clean.items()}
-    clean = {bn: _ntk.spectrum(k) for bn, k in k00.items()}
-    grid: dict[tuple[str, float], dict[str, float]] = {}
+    j_clean = _ntk.jacobian(model, x, output=output, bn=bn, params=params, dtype=dtype, device=device)
+    k00 = _ntk.gram(j_clean)
+    clean = _ntk.spectrum(k00)
+    per_eps = []
     for eps in eps_values:
         settings = dict(method=attack, eps=eps, steps=pgd_steps, step_size=pgd_step_size,
                         random_start=random_start, bn=attack_bn, device=device, dtype=dtype)
@@ -154,20 +131,20 @@ def ntk_scores_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_v
         for level in (1, 2):
             generator = _seeded_generator(seed, level) if random_start else None
             adversarial.append(_attacks.attack(model, adversarial[-1], y, generator=generator, **settings))
-        for bn in bn_modes:
-            j_once, j_twice = (jacobian(a, bn) for a in adversarial[1:])
-            k11, k22 = _ntk.gram(j_once), _ntk.gram(j_twice)
-            k01, k12 = _ntk.gram(j_clean[bn], j_once), _ntk.gram(j_once, j_twice)
-            del j_once, j_twice
-            scores = {"ntk_clean": _normalized(clean[bn], normalize), "ntk_cond": clean[bn].cond,
-                      "ntk_robust": _normalized(_ntk.spectrum(k11), normalize)}
-            for beta in betas:
-                for name, (ka, kab, kb) in (("ntk_joint_clean", (k00[bn], k01, k11)),
-                                            ("ntk_joint_robust", (k11, k12, k22))):
-                    joint = (1 - beta) ** 2 * ka + beta * (1 - beta) * (kab + kab.T) + beta ** 2 * kb
-                    scores[f"{name}@{beta:g}"] = _normalized(_ntk.spectrum(joint), normalize)
-            grid[(bn, eps)] = scores
-    return grid
+        j_once, j_twice = (_ntk.jacobian(model, a, output=output, bn=bn, params=params, dtype=dtype, device=device)
+                           for a in adversarial[1:])
+        k11, k22 = _ntk.gram(j_once), _ntk.gram(j_twice)
+        k01, k12 = _ntk.gram(j_clean, j_once), _ntk.gram(j_once, j_twice)
+        del j_once, j_twice
+        scores = {"ntk_clean": _normalized(clean, normalize), "ntk_cond": clean.cond,
+                  "ntk_robust": _normalized(_ntk.spectrum(k11), normalize)}
+        for beta in betas:
+            for name, (ka, kab, kb) in (("ntk_joint_clean", (k00, k01, k11)),
+                                        ("ntk_joint_robust", (k11, k12, k22))):
+                joint = (1 - beta) ** 2 * ka + beta * (1 - beta) * (kab + kab.T) + beta ** 2 * kb
+                scores[f"{name}@{beta:g}"] = _normalized(_ntk.spectrum(joint), normalize)
+        per_eps.append(scores)
+    return per_eps
 
 
 # --------------------------------------------------------------------------------------------- helpers
