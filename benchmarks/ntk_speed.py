@@ -9,9 +9,10 @@ Every configuration (architecture x batch size N x method) runs in its own subpr
 
 Methods: ``fwd_bwd`` (one batched forward+backward of the summed output, train mode), ``frozen`` /
 ``batch`` (:func:`zcproxy.ntk.jacobian` with that ``bn``; ``batch`` differentiates one output row per
-backward pass), ``batch_vmap`` (``batch`` with all N rows vectorised in one pass, ``chunk_size=N``), ``loop_frozen`` (per-sample forward+backward
-with the batch statistics held fixed: the kernel ``frozen`` computes), ``loop_batch`` (the TE-NAS loop:
-one train-mode forward of the batch, one backward per sample: the kernel ``batch`` computes), ``five``
+backward pass), ``batch_vmap`` (``batch`` with all N rows vectorised in one pass, ``chunk_size=N``),
+``loop_frozen`` (per-sample forward+backward with the batch statistics held fixed: the kernel ``frozen``
+computes), ``loop_batch`` (the TE-NAS loop: one train-mode forward of the batch, one backward per sample:
+the kernel ``batch`` computes), ``five``
 (all five NTK scores with :func:`zcproxy.proxies.ntk.ntk_scores`: two FGSM passes, three frozen
 Jacobians, Gram blocks, spectra) and ``five_loop`` (the same five scores with ``loop_frozen`` Jacobians).
 
@@ -45,7 +46,8 @@ from zcproxy import attacks, ntk
 from zcproxy.proxies.ntk import ntk_scores
 from zcproxy.space import NB201
 
-HEAVY = ("batch", "batch_vmap", "loop_batch", "five_loop")  # a loop of N batch passes or N-fold vectorised: one timed repeat
+# N backward passes of the batch (looped or vectorised) or a loop of N passes: one timed repeat
+HEAVY = ("batch", "batch_vmap", "loop_batch", "five_loop")
 
 
 # ------------------------------------------------------------------------------------------------ worker

@@ -16,7 +16,8 @@ Two BatchNorm conventions (``bn``):
   samples (row i = d sum_c f_c(X)_i / d theta, gradients flowing through the batch statistics). This is
   the kernel the per-sample autograd loop of TE-NAS computes; it costs one forward and N backward passes
   of the batch (N*C for ``"full"``/``"trace"``), one row each by default, or ``chunk_size`` rows vectorised
-  per pass (faster on some GPUs; on CPU at N = 64 one row per pass measured 2.4x faster than all at once).
+  per pass (on CPU at N = 64 one row per pass measured 3-4x faster than 8 or all 64 rows per pass,
+  results/perf/ntk_batch_rows.md).
 
 Neither mode touches the caller's model: both work on a private deep copy.
 """
@@ -90,8 +91,9 @@ def jacobian(model: nn.Module, x: torch.Tensor, *, output: str = "sum", bn: str 
     as the NTK is defined over all trainable parameters); ``"weights"`` keeps only Conv/Linear weights.
     (TE-NAS itself keeps parameters whose name contains "weight", i.e. also BatchNorm gamma.)
     ``chunk_size`` bounds how many samples (``"frozen"``, default all) or output rows (``"batch"``, default
-    one) are differentiated at once. The computation runs in ``dtype`` on ``device`` on a deep copy of ``model``; the model itself
-    (weights, BatchNorm buffers, train/eval mode, requires_grad flags) is left exactly as it was.
+    one) are differentiated at once. The computation runs in ``dtype`` on ``device`` on a deep copy of
+    ``model``; the model itself (weights, BatchNorm buffers, train/eval mode, requires_grad flags) is left
+    exactly as it was.
     """
     _check_choice("output", output, OUTPUTS)
     _check_choice("bn", bn, BN_MODES)
@@ -331,11 +333,13 @@ def _batched_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dict[s
         return out.sum(dim=1) if output == "sum" else out
 
     out, pullback = vjp(batched, theta)
-    basis = torch.eye(out.numel(), dtype=out.dtype, device=out.device)
-    step = chunk_size or 1
+    count, step = out.numel(), chunk_size or 1
     rows = []
-    for start in range(0, out.numel(), step):
-        cotangents = basis[start:start + step]
+    for start in range(0, count, step):
+        picked = torch.arange(start, min(start + step, count), device=out.device)
+        # one-hot cotangents of this chunk only (a full N*C identity would be quadratic in memory)
+        cotangents = torch.zeros(len(picked), count, dtype=out.dtype, device=out.device)
+        cotangents[torch.arange(len(picked), device=out.device), picked] = 1
         if len(cotangents) == 1:
             (grads,) = pullback(cotangents[0].reshape(out.shape))
             rows.append(_flatten(grads, order, lead=0).unsqueeze(0))
