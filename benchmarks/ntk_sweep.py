@@ -6,11 +6,14 @@ every beta is read off them. Each value is stored under exactly the settings ``z
 for that proxy and options, so sweep values and ordinary scores are interchangeable in the store.
 
     python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
+    python benchmarks/ntk_sweep.py run ... --shard 0/2 & python benchmarks/ntk_sweep.py run ... --shard 1/2 &
     python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
 
 ``run`` scores every architecture with ``bn="frozen"`` (FGSM first, then PGD-10), then the first
 ``--batch-archs`` with ``bn="batch"`` (FGSM, then PGD-10); each item computes all eps and beta of one
 (arch, attack, bn) from one clean Jacobian plus two per eps, so a partial run holds paired comparisons.
+``--shard K/N`` takes every N-th work item starting at K, so N single-thread processes can share one store
+without computing the same item twice (the store's busy timeout serialises their writes).
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md}``: each robust or
 joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
@@ -76,13 +79,25 @@ def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, str]]:
     return items
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N; a clear error otherwise."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected K/N with integers, e.g. 0/2") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: need 0 <= K < N, e.g. 0/2 and 1/2 for two processes")
+    return index, count
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     archs = sample_archs(args.archs, args.seed)
     batch = proxy_batch("cifar10", n=args.batch, seed=args.seed, data_dir=args.data_dir)
     started = time.perf_counter()
+    shard, shards = args.shard
     with Store(args.store) as store:
-        work = phases(archs, args.batch_archs)
+        work = phases(archs, args.batch_archs)[shard::shards]
         for position, (arch, attack, bn) in enumerate(work):
             plans = {ticks: planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
                      for ticks in EPS_TICKS}
@@ -198,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--archs", type=int, default=300)
     run_p.add_argument("--batch-archs", type=int, default=100)
     run_p.add_argument("--threads", type=int, default=1)
+    run_p.add_argument("--shard", type=parse_shard, default=(0, 1),
+                       help="K/N: run every N-th work item from the K-th (N processes share one store)")
     report_p.add_argument("--out", default="results/correlation")
     report_p.add_argument("--bootstrap", type=int, default=1000)
     report_p.add_argument("--min-archs", type=int, default=30,

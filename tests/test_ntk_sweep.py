@@ -78,3 +78,22 @@ def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, dat
     robust = table[(table["proxy"] == "ntk_robust") & (table["metric"] == "pgd_8")]
     assert float(robust["kendall"].iloc[0]) > 0.9
     assert sweep.main(argv + ["--min-archs", "41"]) == 1
+
+
+def test_shards_split_the_work_without_overlap(sweep, data_dir, tmp_path):
+    store = tmp_path / "shard.sqlite"
+    argv = ["run", "--store", str(store), "--archs", "1", "--batch-archs", "0", "--batch", "4",
+            "--data-dir", str(data_dir), "--shard", "1/2"]
+    assert sweep.main(argv) == 0
+    frame = load(store)
+    attacks = {s.get("attack") for s in frame["settings"]}
+    # work items are (arch, fgsm, frozen), (arch, pgd, frozen): shard 1 of 2 takes only the PGD item
+    # (ntk_clean and ntk_cond record no attack)
+    assert attacks == {"pgd", None}
+
+
+@pytest.mark.parametrize("text", ["2/2", "-1/2", "1/0", "a/b", "1"])
+def test_bad_shard_is_refused_with_the_expected_form(sweep, text, capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["run", "--shard", text])
+    assert "--shard" in capsys.readouterr().err
