@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from zcproxy.cli.score import shard_spec
 from zcproxy.data import proxy_batch
 from zcproxy.proxies.ntk import ntk_scores_over_eps
 from zcproxy.scoring import ProxyResult, build_model, planned_settings
@@ -77,17 +78,6 @@ def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, str]]:
     items = [(arch, attack, "frozen") for attack in ATTACKS for arch in archs]
     items += [(arch, attack, "batch") for attack in ATTACKS for arch in archs[:batch_archs]]
     return items
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> (K, N) with 0 <= K < N; a clear error otherwise."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected K/N with integers, e.g. 0/2") from None
-    if count < 1 or not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: need 0 <= K < N, e.g. 0/2 and 1/2 for two processes")
-    return index, count
 
 
 def run(args: argparse.Namespace) -> int:
@@ -213,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--archs", type=int, default=300)
     run_p.add_argument("--batch-archs", type=int, default=100)
     run_p.add_argument("--threads", type=int, default=1)
-    run_p.add_argument("--shard", type=parse_shard, default=(0, 1),
+    run_p.add_argument("--shard", type=shard_spec, default=(0, 1),
                        help="K/N: run every N-th work item from the K-th (N processes share one store)")
     report_p.add_argument("--out", default="results/correlation")
     report_p.add_argument("--bootstrap", type=int, default=1000)
