@@ -13,6 +13,7 @@ import pytest
 import zcproxy
 from zcproxy.errors import StoreError
 from zcproxy.scoring import ProxyResult
+from zcproxy import store as store_module
 from zcproxy.store import Store, export, load, merge, pivot, settings_hash
 
 
@@ -213,6 +214,69 @@ def test_corrupt_store_is_refused_and_untouched(tmp_path):
         Store(path)
     assert str(path) in str(err.value)
     assert path.read_bytes() == bytes(data)
+
+
+def _rollback_journal_store(path):
+    with Store(path) as s:
+        s.put(1, {"p": _result(1.0)}, device="cpu")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"  # as committed exports are
+    conn.close()
+
+
+def test_store_held_locked_past_the_timeout_is_reported_busy_not_corrupt(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    _rollback_journal_store(path)
+    monkeypatch.setattr(store_module, "_BUSY_TIMEOUT_MS", 300)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    before = path.read_bytes()
+    try:
+        with pytest.raises(StoreError, match="locked by another process") as err:
+            Store(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(path) in str(err.value) and "corrupt" not in str(err.value) and "rerun" in str(err.value)
+    assert path.read_bytes() == before
+    with Store(path, readonly=True) as s:
+        assert s.frame()["arch"].tolist() == [1]
+
+
+def test_lock_reported_without_waiting_is_retried_until_it_clears(tmp_path, monkeypatch):
+    """SQLite reports "database is locked" at once (no busy handler) when two processes convert a
+    rollback-journal store to WAL together; opening must retry instead of calling the store corrupt."""
+    path = tmp_path / "s.sqlite"
+    _rollback_journal_store(path)
+    original = Store._check_or_create
+    calls = []
+
+    def locked_twice(self, conn, exists):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return original(self, conn, exists)
+
+    monkeypatch.setattr(Store, "_check_or_create", locked_twice)
+    with Store(path) as s:
+        assert s.frame()["arch"].tolist() == [1]
+    assert len(calls) == 3
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_exclusive_lock_released_soon_lets_the_store_open(tmp_path):
+    path = tmp_path / "s.sqlite"
+    _rollback_journal_store(path)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, lambda: (holder.execute("ROLLBACK"), holder.close()))
+    release.start()
+    with Store(path) as s:
+        s.put(2, {"p": _result(2.0)}, device="cpu")
+    release.join()
+    assert load(path)["arch"].tolist() == [1, 2]
 
 
 def test_newer_schema_version_is_refused(tmp_path):

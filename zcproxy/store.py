@@ -17,6 +17,7 @@ import math
 import operator
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +51,15 @@ CREATE TABLE failures (
     PRIMARY KEY (arch, proxy, settings_hash)
 ) WITHOUT ROWID;
 """
+
+
+class _StoreBusy(Exception):
+    """Another process kept the store locked past the busy timeout."""
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
 
 
 # ------------------------------------------------------------------------------------------ settings hash
@@ -136,10 +146,12 @@ class Store:
             raise StoreError(f"cannot open store {path}: {exc}; check the path and its permissions") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._check_or_create(conn, exists)
-            if not self.readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+            self._prepare_retrying_locks(conn, exists)
+        except _StoreBusy as exc:
+            conn.close()
+            raise StoreError(f"store {path} stayed locked by another process for {_BUSY_TIMEOUT_MS / 1000:g} s "
+                             f"({exc.__cause__}); it was left untouched - wait for that process or stop it, "
+                             "then rerun") from None
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"store {path} is corrupt ({exc}); it was left untouched - restore it from a "
@@ -148,6 +160,32 @@ class Store:
             conn.close()
             raise
         return conn
+
+    def _prepare_retrying_locks(self, conn: sqlite3.Connection, exists: bool) -> None:
+        """Check (or create) the schema and switch to WAL, retrying while another process holds a lock.
+
+        SQLite skips the busy handler when waiting could deadlock - e.g. two processes opening a
+        rollback-journal store at once, both converting it to WAL - and reports "database is locked"
+        at once; those attempts are retried here until the busy timeout.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        delay = 0.01
+        while True:
+            try:
+                self._check_or_create(conn, exists)
+                if not self.readonly:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if time.monotonic() + delay > deadline:
+                    raise _StoreBusy() from exc
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
 
     def _check_or_create(self, conn: sqlite3.Connection, exists: bool) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
