@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sqlite3
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     wide = pivot(long)
     per_proxy = wide.notna().sum().sort_values(ascending=False)
 
-    store_args = ["--store", str(copy)]
+    store_args = ["--store", os.path.relpath(copy) if copy.resolve().is_relative_to(Path.cwd()) else str(copy)]
     for truth in ("nasrobbench201", "nb201"):
         cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", args.dataset,
                "--bootstrap", str(args.bootstrap), "--out", str(out)]
