@@ -15,7 +15,7 @@ row has a like-for-like reference. Without a store, only the oracle (over all re
 exact parameter-count proxy (``--params``, computed for every representative from per-op counts checked
 against built models) run.
 
-    ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/search_study.py \
+    ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/search_study.py \
         [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] \
         [--seeds 20] [--budget 100] [--out results/search]
 

@@ -5,7 +5,7 @@ call per architecture (so shared work -- one forward, one attack, one Jacobian p
 done once and charged to the first proxy that needs it). For the median architecture it also scores
 each proxy alone, which shows how much the shared work saves.
 
-    ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/throughput.py --archs 20 --seed 0 --batch 64
+    ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/throughput.py --archs 20 --seed 0 --batch 64
 
 Writes ``results/perf/throughput.csv`` (one row per arch x proxy) and ``results/perf/throughput.md``.
 """
@@ -125,7 +125,7 @@ def main() -> None:
         f"{len(names)} proxies. Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} "
         "(the machine was shared with other jobs, so times are upper bounds).",
         "",
-        "Command: `ZCPROXY_DATA=/work/shared/data .venv/bin/python benchmarks/throughput.py "
+        "Command: `ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/throughput.py "
         f"--archs {args.archs} --seed {args.seed} --batch {args.batch}"
         + (f" --budget-minutes {args.budget_minutes:g}`" if args.budget_minutes is not None else "`"),
         "",
