@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# Files whose presence marks a usable ZCPROXY_DATA folder (see /work/shared/data/README.md layout).
+# Files whose presence marks a usable ZCPROXY_DATA folder (see the layout in ../shared/data/README.md).
 _REQUIRED = (
     "nasrobbench201/meta.json",
     "nasrobbench201/NAS-RobBench-201_html.json",
