@@ -17,7 +17,8 @@ without computing the same item twice (the store's busy timeout serialises their
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md}``: each robust or
 joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
-that this difference is positive for robust accuracy).
+that this difference is positive for robust accuracy), and ``ntk_sweep_bn.{csv,md}``: each score's tau with
+batch-statistics BN minus its tau with frozen BN on the same archs (paired CI).
 """
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def report(args: argparse.Namespace) -> int:
         print(f"{args.store} holds no scores yet; run `ntk_sweep.py run` first", file=sys.stderr)
         return 1
     truth = load_nasrobbench201(args.data_dir)
-    rows, paired, skipped = [], [], []
+    rows, paired, skipped, frames = [], [], [], {}
     for (attack, ticks, bn) in configurations(BN_MODES):
         plan = planned((attack, ticks, bn), seed=args.seed, batch_size=args.batch)
         columns = {}
@@ -143,6 +144,7 @@ def report(args: argparse.Namespace) -> int:
             if attacked:
                 skipped.append(f"{attack} {ticks}/255 {bn} ({int(counts[attacked].max())} archs)")
             continue
+        frames[(attack, ticks, bn)] = scores
         orientation = {label: not label.startswith("ntk_cond") for label in scores.columns}
         table = correlate(scores, truth, datasets=["cifar10"], metrics=["clean", "pgd_8", "autoattack"],
                           orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
@@ -182,12 +184,50 @@ def report(args: argparse.Namespace) -> int:
             "- tau-b(ntk_clean) with CIFAR-10 accuracy, paired percentile bootstrap CI "
             f"({args.bootstrap} resamples, seed {args.seed}); p_not_better = share of resamples with delta <= 0.\n\n"
             + vs_clean.to_markdown(index=False, floatfmt=".3f") + "\n")
+    by_bn = bn_effect(frames, truth, min_archs=args.min_archs, bootstrap=args.bootstrap, seed=args.seed)
+    if by_bn:
+        pd.DataFrame(by_bn).to_csv(target / "ntk_sweep_bn.csv", index=False)
+        (target / "ntk_sweep_bn.md").write_text(
+            "Batch-statistics BN against frozen BN for the same score on the same architectures: delta = Kendall "
+            "tau-b(bn=batch) - tau-b(bn=frozen) with CIFAR-10 accuracy, paired percentile bootstrap CI "
+            f"({args.bootstrap} resamples, seed {args.seed}); p_not_better = share of resamples with delta <= 0. "
+            "ntk_clean and ntk_cond do not depend on the attack (one row each).\n\n"
+            + pd.DataFrame(by_bn).to_markdown(index=False, floatfmt=".3f") + "\n")
     curves = out[(out["metric"] == "pgd_8") & out["kind"].eq("ntk_joint_robust")]
     if len(curves):
         frame = curves.rename(columns={"kendall_lo": "lo", "kendall_hi": "hi"})
         plot_sweep(frame[["eps", "beta", "attack", "bn", "kendall", "lo", "hi"]], target / "ntk_sweep.png")
     print(md.to_markdown(index=False, floatfmt=".3f"))
     return 0
+
+
+def bn_effect(frames: dict[tuple[str, int, str], pd.DataFrame], truth: pd.DataFrame, *, min_archs: int,
+              bootstrap: int, seed: int) -> list[dict]:
+    """Paired tau(bn="batch") - tau(bn="frozen") of every score scored both ways on at least ``min_archs``."""
+    from zcproxy.validate import compare
+
+    rows, attack_free_done = [], set()
+    for (attack, ticks, bn), frozen in frames.items():
+        batch = frames.get((attack, ticks, "batch"))
+        if bn != "frozen" or batch is None:
+            continue
+        for label in frozen.columns.intersection(batch.columns):
+            free = label in ATTACK_FREE
+            if free and label in attack_free_done:
+                continue
+            higher = not label.startswith("ntk_cond")
+            pair = pd.DataFrame({"frozen": frozen[label], "batch": batch[label]})
+            for metric in ("pgd_8", "autoattack"):
+                diff = compare(pair, truth, "frozen", "batch", dataset="cifar10", metric=metric,
+                               orientation={"frozen": higher, "batch": higher}, bootstrap=bootstrap, seed=seed)
+                if diff["n"] < min_archs:
+                    break
+                rows.append({"attack": "-" if free else attack, "eps": "-" if free else f"{ticks}/255",
+                             "score": label, "metric": metric, **diff})
+            else:
+                if free:
+                    attack_free_done.add(label)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,27 +46,35 @@ def test_run_stores_what_score_would_and_resumes(sweep, data_dir, tmp_path, caps
     assert len(load(store)) == len(frame)
 
 
-def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, data_dir, tmp_path, capsys):
-    import numpy as np
+def _store_values(store, archs, plans_of, value_of):
+    """Write fake sweep values: for each arch, every label of every plan in ``plans_of(k)`` gets
+    ``value_of(arch, label)``, stored under exactly the settings the sweep uses."""
     from types import SimpleNamespace
 
     from zcproxy.store import Store
+
+    with Store(store) as s:
+        for k, arch in enumerate(archs):
+            for plan in plans_of(k):
+                results = {f"{label}#{settings_hash(settings)}": SimpleNamespace(
+                    value=value_of(arch, label), settings=settings, seconds=0.0, flags=())
+                    for label, settings in plan.items()}
+                s.put(arch, results, device="cpu")
+
+
+def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, data_dir, tmp_path, capsys):
+    import numpy as np
+
     from zcproxy.truth import load_nasrobbench201
 
-    truth = load_nasrobbench201(data_dir)
+    pgd = load_nasrobbench201(data_dir)[("cifar10", "pgd_8")]
     archs = sweep.sample_archs(40, seed=0)
-    pgd = truth[("cifar10", "pgd_8")]
     fgsm_plan = sweep.planned(("fgsm", 8, "frozen"), seed=0, batch_size=64)
     pgd_plan = sweep.planned(("pgd", 8, "frozen"), seed=0, batch_size=64)
     rng = np.random.default_rng(0)
     store = tmp_path / "sweep.sqlite"
-    with Store(store) as s:
-        for k, arch in enumerate(archs):
-            for plan in (fgsm_plan, pgd_plan) if k < 5 else (fgsm_plan,):
-                results = {f"{label}#{settings_hash(settings)}": SimpleNamespace(
-                    value=float(pgd[arch] + rng.normal(0, 1e-3)) * (-1 if label == "ntk_cond" else 1),
-                    settings=settings, seconds=0.0, flags=()) for label, settings in plan.items()}
-                s.put(arch, results, device="cpu")
+    _store_values(store, archs, lambda k: (fgsm_plan, pgd_plan) if k < 5 else (fgsm_plan,),
+                  lambda arch, label: float(pgd[arch] + rng.normal(0, 1e-3)) * (-1 if label == "ntk_cond" else 1))
     out = tmp_path / "report"
     argv = ["report", "--store", str(store), "--out", str(out), "--data-dir", str(data_dir), "--bootstrap", "50"]
     assert sweep.main(argv) == 0
@@ -77,7 +85,44 @@ def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, dat
     assert set(table["attack"]) == {"fgsm"} and (table["n"] == 40).all()
     robust = table[(table["proxy"] == "ntk_robust") & (table["metric"] == "pgd_8")]
     assert float(robust["kendall"].iloc[0]) > 0.9
+    assert not (out / "ntk_sweep_bn.csv").exists()  # no batch-BN scores: no BN comparison
     assert sweep.main(argv + ["--min-archs", "41"]) == 1
+
+
+def test_report_compares_batch_with_frozen_bn_on_the_same_archs(sweep, data_dir, tmp_path, capsys):
+    import numpy as np
+
+    from zcproxy.truth import load_nasrobbench201
+
+    pgd = load_nasrobbench201(data_dir)[("cifar10", "pgd_8")]
+    archs = sweep.sample_archs(45, seed=0)
+    frozen = sweep.planned(("fgsm", 8, "frozen"), seed=0, batch_size=64)
+    batch = sweep.planned(("fgsm", 8, "batch"), seed=0, batch_size=64)
+    noise = dict(zip(archs, np.random.default_rng(1).normal(size=len(archs))))
+    store = tmp_path / "sweep.sqlite"
+    # frozen values follow the truth (tau ~ 1); batch values (first 35 archs) are noise (tau ~ 0)
+    _store_values(store, archs, lambda k: (frozen,), lambda arch, label: float(pgd[arch]))
+    _store_values(store, archs[:35], lambda k: (batch,), lambda arch, label: float(noise[arch]))
+    out = tmp_path / "report"
+    argv = ["report", "--store", str(store), "--out", str(out), "--data-dir", str(data_dir), "--bootstrap", "50"]
+    assert sweep.main(argv) == 0
+    capsys.readouterr()
+    table = pd.read_csv(out / "ntk_sweep_bn.csv")
+    assert (table["n"] == 35).all()  # paired: only archs scored both ways
+    assert set(table["metric"]) == {"pgd_8", "autoattack"}
+    per_score = table.groupby("score").size()
+    assert per_score["ntk_clean"] == 2 and per_score["ntk_joint_robust@1"] == 2
+    clean = table[table["score"] == "ntk_clean"]
+    assert set(clean["attack"]) == {"-"} and set(clean["eps"]) == {"-"}
+    robust = table[(table["score"] == "ntk_robust") & (table["metric"] == "pgd_8")].iloc[0]
+    assert robust["attack"] == "fgsm" and robust["eps"] == "8/255"
+    assert robust["kendall_first"] > 0.95 and abs(robust["kendall_second"]) < 0.35
+    assert robust["delta"] == pytest.approx(robust["kendall_second"] - robust["kendall_first"])
+    assert robust["delta_hi"] < 0 and robust["p_not_better"] == 1.0
+    fewer = tmp_path / "fewer"
+    argv[argv.index(str(out))] = str(fewer)
+    assert sweep.main(argv + ["--min-archs", "36"]) == 0  # the frozen configuration still reports
+    assert (fewer / "ntk_sweep.csv").exists() and not (fewer / "ntk_sweep_bn.csv").exists()
 
 
 def test_shards_split_the_work_without_overlap(sweep, data_dir, tmp_path):
