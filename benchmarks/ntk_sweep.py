@@ -15,9 +15,9 @@ for that proxy and options, so sweep values and ordinary scores are interchangea
 ``--shard K/N`` takes every N-th work item starting at K, so N single-thread processes can share one store
 without computing the same item twice (the store's busy timeout serialises their writes).
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
-``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md}``: each robust or
-joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
-that this difference is positive for robust accuracy), and ``ntk_sweep_bn.{csv,md}``: each score's tau with
+``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md,png}``: each robust
+or joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
+that this difference is positive for robust accuracy; the figure plots it for the joint robust kernel), and ``ntk_sweep_bn.{csv,md}``: each score's tau with
 batch-statistics BN minus its tau with frozen BN on the same archs (paired CI).
 """
 from __future__ import annotations
@@ -178,6 +178,14 @@ def report(args: argparse.Namespace) -> int:
     (target / "ntk_sweep.md").write_text(header + md.to_markdown(index=False, floatfmt=".3f") + "\n")
     if paired:
         vs_clean = pd.DataFrame(paired)
+        joint = vs_clean[(vs_clean["metric"] == "pgd_8") & vs_clean["score"].str.startswith("ntk_joint_robust@")]
+        if len(joint):
+            plot_sweep(pd.DataFrame({"eps": [int(e.split("/")[0]) / 255 for e in joint["eps"]],
+                                     "beta": [float(label.split("@")[1]) for label in joint["score"]],
+                                     "attack": joint["attack"], "bn": joint["bn"], "kendall": joint["delta"],
+                                     "lo": joint["delta_lo"], "hi": joint["delta_hi"]}),
+                       target / "ntk_sweep_vs_clean.png", ylabel="tau(joint robust) - tau(clean NTK), PGD-8",
+                       zero_line=True)
         vs_clean.to_csv(target / "ntk_sweep_vs_clean.csv", index=False)
         (target / "ntk_sweep_vs_clean.md").write_text(
             "Robust / joint NTK scores against the clean NTK on the same architectures: delta = Kendall tau-b(score) "

@@ -86,6 +86,7 @@ def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, dat
     robust = table[(table["proxy"] == "ntk_robust") & (table["metric"] == "pgd_8")]
     assert float(robust["kendall"].iloc[0]) > 0.9
     assert not (out / "ntk_sweep_bn.csv").exists()  # no batch-BN scores: no BN comparison
+    assert (out / "ntk_sweep_vs_clean.png").read_bytes()[:4] == b"\x89PNG"
     assert sweep.main(argv + ["--min-archs", "41"]) == 1
 
 

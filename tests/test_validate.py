@@ -296,7 +296,9 @@ def test_plots_write_png_files(tmp_path):
                           for a in ("fgsm", "pgd") for bn in ("train", "eval")])
     paths = [plot_heatmap(table, tmp_path / "h.png"),
              plot_scatter(scores, truth, ["a", "b"], tmp_path / "sub" / "s.png", orientation=orient),
-             plot_sweep(sweep, tmp_path / "w.png")]
+             plot_sweep(sweep, tmp_path / "w.png"),
+             plot_sweep(sweep.assign(kendall=sweep["kendall"] - 0.4), tmp_path / "d.png", ylabel="tau difference",
+                        zero_line=True)]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
 

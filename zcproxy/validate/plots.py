@@ -82,9 +82,11 @@ def plot_scatter(scores: pd.DataFrame, truth: pd.DataFrame, proxies: Sequence[st
     return _save(fig, path)
 
 
-def plot_sweep(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """NTK hyper-parameter sweep: Kendall tau against beta, one panel per eps, one line per (attack, bn),
-    with the CI [lo, hi] shaded."""
+def plot_sweep(frame: pd.DataFrame, path: str | os.PathLike, *, ylabel: str = "Kendall tau",
+               zero_line: bool = False) -> Path:
+    """NTK hyper-parameter sweep: the ``kendall`` column (a tau, or a paired tau difference with
+    ``ylabel`` saying so) against beta, one panel per eps, one line per (attack, bn), with the CI [lo, hi]
+    shaded; ``zero_line`` marks 0 (no difference)."""
     _require(frame, list(SWEEP_COLUMNS), "sweep frame")
     eps_values = sorted(frame["eps"].unique())
     fig = Figure(figsize=(4.0 * len(eps_values), 3.4))
@@ -96,10 +98,12 @@ def plot_sweep(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
             ax.plot(line["beta"], line["kendall"], marker="o", label=f"{attack}, bn={bn}")
             ax.fill_between(line["beta"].to_numpy(float), line["lo"].to_numpy(float), line["hi"].to_numpy(float),
                             alpha=0.2)
+        if zero_line:
+            ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_title(f"eps = {_eps_label(eps)}")
         ax.set_xlabel("beta")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Kendall tau")
+    axes[0].set_ylabel(ylabel)
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
