@@ -17,8 +17,9 @@ without computing the same item twice (the store's busy timeout serialises their
 ``report`` correlates every configuration with the benchmark (Kendall tau-b with bootstrap CIs) and writes
 ``ntk_sweep.csv``, ``ntk_sweep.md`` and ``ntk_sweep.png``, plus ``ntk_sweep_vs_clean.{csv,md,png}``: each robust
 or joint score's tau minus the clean NTK's on the same archs, with a paired bootstrap CI (the paper's claim is
-that this difference is positive for robust accuracy; the figure plots it for the joint robust kernel), and ``ntk_sweep_bn.{csv,md}``: each score's tau with
-batch-statistics BN minus its tau with frozen BN on the same archs (paired CI).
+that this difference is positive for robust accuracy; the figure plots it for the joint robust kernel), and
+``ntk_sweep_bn.{csv,md}``: each score's tau with batch-statistics BN minus its tau with frozen BN on the same
+archs (paired CI).
 """
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ BN_MODES = ("frozen", "batch")
 BASE_OUTPUTS = ("ntk_clean", "ntk_robust", "ntk_cond")
 JOINT_OUTPUTS = ("ntk_joint_clean", "ntk_joint_robust")
 ATTACK_FREE = ("ntk_clean", "ntk_cond")  # outputs that do not depend on the attack, eps or beta
+
+
+def higher_is_better(label: str) -> bool:
+    """Orientation of a sweep output: lambda_min scores rise with trainability, the condition number falls."""
+    return not label.startswith("ntk_cond")
 
 
 def sample_archs(count: int, seed: int) -> list[int]:
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 # midway is simply recomputed on the next run.
                 for label, settings in plans[ticks].items():
                     name = label.split("@")[0]
-                    result = ProxyResult(float(values[label]), seconds, settings, flags, name != "ntk_cond")
+                    result = ProxyResult(float(values[label]), seconds, settings, flags, higher_is_better(name))
                     store.put(arch, {name: result}, device="cpu")
             elapsed = time.perf_counter() - started
             print(f"[{position + 1}/{len(work)}] arch {arch} {attack} bn={bn} done ({elapsed / 60:.1f} min)",
@@ -145,7 +151,7 @@ def report(args: argparse.Namespace) -> int:
                 skipped.append(f"{attack} {ticks}/255 {bn} ({int(counts[attacked].max())} archs)")
             continue
         frames[(attack, ticks, bn)] = scores
-        orientation = {label: not label.startswith("ntk_cond") for label in scores.columns}
+        orientation = {label: higher_is_better(label) for label in scores.columns}
         table = correlate(scores, truth, datasets=["cifar10"], metrics=["clean", "pgd_8", "autoattack"],
                           orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
         table.insert(0, "attack", attack)
@@ -223,7 +229,7 @@ def bn_effect(frames: dict[tuple[str, int, str], pd.DataFrame], truth: pd.DataFr
             free = label in ATTACK_FREE
             if free and label in attack_free_done:
                 continue
-            higher = not label.startswith("ntk_cond")
+            higher = higher_is_better(label)
             pair = pd.DataFrame({"frozen": frozen[label], "batch": batch[label]})
             for metric in ("pgd_8", "autoattack"):
                 diff = compare(pair, truth, "frozen", "batch", dataset="cifar10", metric=metric,
