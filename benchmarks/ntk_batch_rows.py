@@ -3,8 +3,9 @@
 With train-mode BatchNorm every output row depends on the whole batch, so the Jacobian costs one forward
 and N backward passes of the batch. ``chunk_size`` sets how many rows one (vectorised) backward pass
 handles: 1 (the default, a loop of pullbacks), a few, or all N at once. This script times those choices,
-the frozen-statistics Jacobian and one batched forward+backward interleaved in one process (minimum over
-``--repeats``), so the ratios share the machine load.
+the default with its channels-last conversion switched off (``NCHW``), the frozen-statistics Jacobian and
+one batched forward+backward interleaved in one process (minimum over ``--repeats``), so the ratios share
+the machine load.
 
     .venv/bin/python benchmarks/ntk_batch_rows.py --threads 2 --out results/perf/ntk_batch_rows
 
@@ -27,14 +28,25 @@ from zcproxy import ntk
 from zcproxy.data import proxy_batch
 from zcproxy.scoring import build_model
 
-# (arch, N, row chunks to time): the fewest-parameter and the median representative of results/perf/ntk_speed
-CASES = ((3, 16, (1, 16)), (3, 64, (1, 8, 64)), (102, 64, (1, 8)))
+# (arch, N, row chunks to time): the fewest-parameter and the median representative of results/perf/ntk_speed,
+# and a large one (13714, one of the proxy-seconds archs)
+CASES = ((3, 16, (1, 16)), (3, 64, (1, 8, 64)), (102, 64, (1, 8)), (13714, 64, (1,)))
 
 
 def _seconds(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _nchw_batch_jacobian(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """The default batch Jacobian with its channels-last conversion switched off (the layout reference)."""
+    convert = ntk._channels_last
+    ntk._channels_last = lambda theta, frozen, images: (theta, frozen, images)
+    try:
+        ntk.jacobian(model, x, bn="batch")
+    finally:
+        ntk._channels_last = convert
 
 
 def measure(arch: int, n: int, chunks: tuple[int, ...], *, repeats: int, seed: int) -> list[dict]:
@@ -45,7 +57,8 @@ def measure(arch: int, n: int, chunks: tuple[int, ...], *, repeats: int, seed: i
         model.zero_grad(set_to_none=True)
         model.train()(batch.x).sum().backward()
 
-    methods = {"fwd_bwd": fwd_bwd, "frozen": lambda: ntk.jacobian(model, batch.x, bn="frozen")}
+    methods = {"fwd_bwd": fwd_bwd, "frozen": lambda: ntk.jacobian(model, batch.x, bn="frozen"),
+               "batch rows/pass=1, NCHW": lambda: _nchw_batch_jacobian(model, batch.x)}
     for chunk in chunks:
         methods[f"batch rows/pass={chunk}"] = lambda c=chunk: ntk.jacobian(model, batch.x, bn="batch", chunk_size=c)
     times: dict[str, float] = {name: float("inf") for name in methods}
@@ -81,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         f"--threads {args.threads} --repeats {args.repeats} --seed {args.seed}`; torch {torch.__version__}, "
         f"{platform.machine()}, load average {os.getloadavg()[0]:.1f} at the end. Minimum over the repeats, "
         "all methods interleaved in one process. `batch rows/pass=k` is "
-        "`zcproxy.ntk.jacobian(model, x, bn=\"batch\", chunk_size=k)` (k = 1 is the default); `frozen` the "
-        "frozen-statistics Jacobian; `fwd_bwd` one train-mode forward+backward of the batch.",
+        "`zcproxy.ntk.jacobian(model, x, bn=\"batch\", chunk_size=k)` (k = 1 is the default, which converts "
+        "images and 4-d weights to channels-last on CPU); `batch rows/pass=1, NCHW` the same default with that "
+        "conversion switched off; `frozen` the frozen-statistics Jacobian; `fwd_bwd` one train-mode "
+        "forward+backward of the batch.",
         "",
     ]
     shown = table.assign(seconds=table.seconds.map("{:.2f}".format),

@@ -109,6 +109,15 @@ def test_batch_matches_tenas_loop(output):
     assert rel_err(jac.rows, ref) < 1e-5
 
 
+def test_batch_rows_do_not_depend_on_the_callers_memory_layout():
+    model, x = tiny_nb201(), images()
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    a = ntk.jacobian(model, x, bn="batch", dtype=F64).rows
+    b = ntk.jacobian(model, nhwc, bn="batch", dtype=F64).rows
+    assert rel_err(a, b) < 1e-12
+    assert x.is_contiguous() and nhwc.is_contiguous(memory_format=torch.channels_last)  # inputs untouched
+
+
 def test_modes_differ_with_batchnorm_and_agree_without():
     model, x = tiny_nb201(), images()
     frozen = ntk.jacobian(model, x, bn="frozen", dtype=F64).rows

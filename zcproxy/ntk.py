@@ -16,8 +16,8 @@ Two BatchNorm conventions (``bn``):
   samples (row i = d sum_c f_c(X)_i / d theta, gradients flowing through the batch statistics). This is
   the kernel the per-sample autograd loop of TE-NAS computes; it costs one forward and N backward passes
   of the batch (N*C for ``"full"``/``"trace"``), one row each by default, or ``chunk_size`` rows vectorised
-  per pass (on CPU at N = 64 one row per pass measured 3-4x faster than 8 or all 64 rows per pass,
-  results/perf/ntk_batch_rows.md).
+  per pass (on CPU at N = 64 one row per pass measured 2.5-4x faster than 8 or all 64 rows per pass, and
+  the channels-last layout used on CPU 1.2-2x faster than NCHW, results/perf/ntk_batch_rows.md).
 
 Neither mode touches the caller's model: both work on a private deep copy.
 """
@@ -302,6 +302,14 @@ def _drop_running_statistics(net: nn.Module) -> None:
         layer.num_batches_tracked = None
 
 
+def _channels_last(theta: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor],
+                   x: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    def layout(t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+    return ({n: layout(t) for n, t in theta.items()}, {n: layout(t) for n, t in frozen.items()}, layout(x))
+
+
 def _flatten(grads: dict[str, torch.Tensor], order: tuple[str, ...], lead: int) -> torch.Tensor:
     return torch.cat([grads[n].reshape(*grads[n].shape[:lead], -1) for n in order], dim=-1)
 
@@ -324,9 +332,15 @@ def _per_sample_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dic
 def _batched_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor],
                   x: torch.Tensor, output: str, chunk_size: int | None) -> torch.Tensor:
     """Rows of the batched map's Jacobian from one forward pass and one backward pass per ``chunk_size``
-    outputs (default 1: a plain loop, which on CPU beats vectorising the N-fold batched backward)."""
+    outputs (default 1: a plain loop, which on CPU beats vectorising the N-fold batched backward).
+
+    On CPU, images and 4-d weights go channels-last first: the N backward passes dominate, and they run
+    faster in that layout (results/perf/ntk_batch_rows.md). Rows keep the logical parameter order.
+    """
     buffers = dict(net.named_buffers())
     order = tuple(theta)
+    if x.device.type == "cpu":
+        theta, frozen, x = _channels_last(theta, frozen, x)
 
     def batched(p: dict[str, torch.Tensor]) -> torch.Tensor:
         out = functional_call(net, ({**p, **frozen}, buffers), (x,))
