@@ -79,7 +79,7 @@ def planned(config: tuple[str, int, str], *, seed: int, batch_size: int) -> dict
 
 def phases(archs: list[int], batch_archs: int) -> list[tuple[int, str, str]]:
     """Work items (arch, attack, bn): every arch with frozen BN, FGSM then PGD-10 (3-4x the cost in this
-    sweep), then the BN-batch subset the same way. Batch-mode Jacobians cost 11-21x frozen ones (N backward
+    sweep), then the BN-batch subset the same way. Batch-mode Jacobians cost 12-15x frozen ones (N backward
     passes of the batch, results/perf/ntk_batch_rows.md), so they come last; a partial run already answers
     the attack/eps/beta questions on paired archs."""
     items = [(arch, attack, "frozen") for attack in ATTACKS for arch in archs]
