@@ -14,11 +14,7 @@ Writes ``<out>.csv`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -27,6 +23,8 @@ from tabulate import tabulate
 from zcproxy import ntk
 from zcproxy.data import proxy_batch
 from zcproxy.scoring import build_model
+
+from _report import provenance, write_report  # benchmarks/_report.py
 
 # (arch, N, row chunks to time): the fewest-parameter and the median representative of results/perf/ntk_speed,
 # and a large one (13714, one of the proxy-seconds archs)
@@ -84,28 +82,24 @@ def main(argv: list[str] | None = None) -> int:
         rows += measure(arch, n, chunks, repeats=args.repeats, seed=args.seed)
         print(f"arch {arch} N={n} done", flush=True)
     table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    header = [
+    command = f"benchmarks/ntk_batch_rows.py --threads {args.threads} --repeats {args.repeats} --seed {args.seed}"
+    shown = table.assign(seconds=table.seconds.map("{:.2f}".format),
+                         ratio_to_fwd_bwd=table.ratio_to_fwd_bwd.map("{:.1f}".format),
+                         ratio_to_frozen=table.ratio_to_frozen.map("{:.1f}".format))
+    markdown = [
         "# Rows per backward pass of the batch-statistics Jacobian",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `benchmarks/ntk_batch_rows.py "
-        f"--threads {args.threads} --repeats {args.repeats} --seed {args.seed}`; torch {torch.__version__}, "
-        f"{platform.machine()}, load average {os.getloadavg()[0]:.1f} at the end. Minimum over the repeats, "
-        "all methods interleaved in one process. `batch rows/pass=k` is "
+        provenance(command, args.threads),
+        "Minimum over the repeats, all methods interleaved in one process. `batch rows/pass=k` is "
         "`zcproxy.ntk.jacobian(model, x, bn=\"batch\", chunk_size=k)` (k = 1 is the default, which converts "
         "images and 4-d weights to channels-last on CPU); `batch rows/pass=1, NCHW` the same default with that "
         "conversion switched off; `frozen` the frozen-statistics Jacobian; `fwd_bwd` one train-mode "
         "forward+backward of the batch.",
         "",
+        tabulate(shown, headers="keys", tablefmt="github", showindex=False),
     ]
-    shown = table.assign(seconds=table.seconds.map("{:.2f}".format),
-                         ratio_to_fwd_bwd=table.ratio_to_fwd_bwd.map("{:.1f}".format),
-                         ratio_to_frozen=table.ratio_to_frozen.map("{:.1f}".format))
-    text = "\n".join(header) + "\n" + tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n"
-    out.with_suffix(".md").write_text(text)
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    written = write_report(table, args.out, markdown)
+    print("wrote", *written)
     return 0
 
 

@@ -13,9 +13,6 @@ Writes ``<out>.csv`` and ``<out>.md``.
 from __future__ import annotations
 
 import argparse
-import platform
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -24,6 +21,8 @@ from tabulate import tabulate
 from zcproxy import ntk
 from zcproxy.data import proxy_batch
 from zcproxy.scoring import build_model
+
+from _report import provenance, write_report  # benchmarks/_report.py
 
 ARCHS = (3, 102, 13714)  # fewest parameters, median representative, a large one (see ntk_batch_rows.py)
 
@@ -60,24 +59,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(arch, bn, args.n, args.seed))
             print(f"arch {arch} bn={bn} done", flush=True)
     table = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    header = [
+    command = f"benchmarks/ntk_precision.py --threads {args.threads} --n {args.n} --seed {args.seed}"
+    markdown = [
         "# float32 against float64 NTK Jacobians",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `benchmarks/ntk_precision.py --threads "
-        f"{args.threads} --n {args.n} --seed {args.seed}`; torch {torch.__version__}, {platform.machine()}. "
+        provenance(command, args.threads),
         "CIFAR-10 proxy batch, NB201 C=16 N=5 at seed-0 initialisation, summed output, all parameters. "
         "`row_err_max_rel`: largest |J32 - J64| entry over the largest |J64| entry (`worst_param` holds it); "
         "`kernel_err_frobenius_rel`: ||K32 - K64||_F / ||K64||_F with both Grams accumulated in float64; "
         "then the relative error of lambda_min and of the condition number.",
         "",
+        tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".3g"),
     ]
-    text = "\n".join(header) + "\n" + tabulate(table, headers="keys", tablefmt="github", showindex=False,
-                                               floatfmt=".3g") + "\n"
-    out.with_suffix(".md").write_text(text)
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    written = write_report(table, args.out, markdown)
+    print("wrote", *written)
     return 0
 
 

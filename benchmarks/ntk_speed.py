@@ -28,14 +28,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +42,8 @@ from tabulate import tabulate
 from zcproxy import attacks, ntk
 from zcproxy.proxies.ntk import ntk_scores
 from zcproxy.space import NB201
+
+from _report import provenance, write_report  # benchmarks/_report.py
 
 # N backward passes of the batch (looped or vectorised) or a loop of N passes: one timed repeat
 HEAVY = ("batch", "batch_vmap", "loop_batch", "five_loop")
@@ -217,7 +216,7 @@ def plan(sizes: list[int], labels: list[str]) -> list[tuple[str, int, str, int |
     return [c for c in dict.fromkeys(configs) if c[1] in sizes]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
@@ -230,17 +229,20 @@ def main() -> None:
     parser.add_argument("--out", default="results/perf/ntk_speed", help="output path without extension")
     parser.add_argument("--resume", action="store_true", help="keep the finished rows of an earlier --out csv")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the --out csv")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
+    if args.report_only and not Path(args.out).with_suffix(".csv").is_file():
+        parser.error(f"--report-only rewrites the markdown from {Path(args.out).with_suffix('.csv')}, which does "
+                     "not exist; run without --report-only first or pass the --out of an earlier run")
     started = time.perf_counter()
     archs = pick_archs()
     params = {label: _param_count(i) for label, i in archs.items()}
     if args.report_only:
         table = pd.read_csv(Path(args.out).with_suffix(".csv"))
-        Path(args.out).with_suffix(".md").write_text(_markdown(table, archs, params, args, float("nan")))
+        Path(args.out).with_suffix(".md").write_text("\n".join(_markdown(table, archs, params, args, float("nan"))) + "\n")
         return
     rows = _earlier_rows(Path(args.out).with_suffix(".csv")) if args.resume else []
     finished = {(r["arch_label"], r["n"], r["method"], r["chunk_size"]) for r in rows}
@@ -266,8 +268,7 @@ def main() -> None:
         print(f"{label:6s} N={n:<3d} {method:11s} chunk={chunk} -> {row.get('seconds', float('nan')):.3f}s "
               f"ratio={row.get('ratio_to_fwd_bwd', float('nan')):.2f} peak={row.get('peak_mb', float('nan')):.0f}MB "
               f"{row['status']}", flush=True)
-    out = _write(rows, archs, params, args, time.perf_counter() - started)
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.md')}")
+    print("wrote", *_write(rows, archs, params, args, time.perf_counter() - started))
 
 
 def _earlier_rows(path: Path) -> list[dict]:
@@ -282,15 +283,11 @@ def _earlier_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _write(rows: list[dict], archs: dict, params: dict, args, elapsed: float) -> Path:
+def _write(rows: list[dict], archs: dict, params: dict, args, elapsed: float) -> tuple[Path, Path]:
     table = pd.DataFrame(rows)
     if "chunk_size" in table:
         table["chunk_size"] = table["chunk_size"].astype("float64")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
-    out.with_suffix(".md").write_text(_markdown(table, archs, params, args, elapsed))
-    return out
+    return write_report(table, args.out, _markdown(table, archs, params, args, elapsed))
 
 
 def _lookup(table: pd.DataFrame, label: str, n: int, method: str, column: str) -> float | None:
@@ -300,7 +297,7 @@ def _lookup(table: pd.DataFrame, label: str, n: int, method: str, column: str) -
     return float(hit.iloc[0][column])
 
 
-def _markdown(table: pd.DataFrame, archs: dict, params: dict, args, elapsed: float) -> str:
+def _markdown(table: pd.DataFrame, archs: dict, params: dict, args, elapsed: float) -> list[str]:
     shown = table.copy()
     for col in ("seconds", "fwd_bwd_seconds", "ratio_to_fwd_bwd", "peak_mb", "cold_seconds"):
         if col in shown:
@@ -311,16 +308,14 @@ def _markdown(table: pd.DataFrame, archs: dict, params: dict, args, elapsed: flo
     lines = [
         "# NTK engine speed and memory",
         "",
-        f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} by `benchmarks/ntk_speed.py` "
-        + (f"in {elapsed:.0f} s." if elapsed == elapsed else "(markdown rewritten from the csv)."),
-        f"torch {torch.__version__}, {args.threads} threads, seed {args.seed}, "
-        f"{platform.processor() or platform.machine()}, "
-        f"repeats {args.repeats} (1 for {', '.join(HEAVY)}); medians; ratio = method / batched fwd+bwd timed "
+        provenance(f"benchmarks/ntk_speed.py --repeats {args.repeats} --threads {args.threads} --seed {args.seed}",
+                   args.threads)
+        + (f" The run took {elapsed:.0f} s." if elapsed == elapsed else " Markdown rewritten from the csv."),
+        f"Repeats {args.repeats} (1 for {', '.join(HEAVY)}); medians; ratio = method / batched fwd+bwd timed "
         "interleaved in the same subprocess. Peak = ru_maxrss growth during the first (cold) run.",
         "Architectures (NB201 representatives by parameter count): "
         + ", ".join(f"{k} = {archs[k]} ({params[k]:,} params)" for k in args.archs) + ".",
-        "The machine is shared with other jobs, so absolute times are noisy; ratios are more stable "
-        f"(1/5/15-min load average when written: {', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
+        "The machine is shared with other jobs, so absolute times are noisy; ratios are more stable.",
         "",
         "## Targets at N = 64",
         "",
@@ -343,7 +338,7 @@ def _markdown(table: pd.DataFrame, archs: dict, params: dict, args, elapsed: flo
               "load the two subprocesses saw."]
     everything = tabulate(shown[cols], headers="keys", tablefmt="github", showindex=False)
     lines += ["", "## All configurations", "", everything, ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _fmt(v: float | None) -> str:

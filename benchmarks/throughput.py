@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -27,6 +24,8 @@ from zcproxy import proxies, scoring
 from zcproxy.cli.score import parse_archs
 from zcproxy.data import proxy_batch
 from zcproxy.errors import ProxyError
+
+from _report import provenance, write_report  # benchmarks/_report.py
 
 TARGET_SECONDS = 20.0
 
@@ -99,16 +98,12 @@ def main() -> None:
             alone[proxy] = time.perf_counter() - t0
         except ProxyError:
             alone[proxy] = float("nan")
-    load_after = os.getloadavg()
 
     frame = pd.DataFrame(rows)
     settings = {"seed": args.seed, "batch": args.batch, "torch_threads": args.threads, "archs": len(totals),
                 "torch": torch.__version__, "cpu_cores": len(os.sched_getaffinity(0))}
     for key, value in settings.items():
         frame[key] = value
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out.with_suffix(".csv"), index=False)
 
     together = frame[frame["arch"] == median_arch].set_index("proxy")["seconds"]
     split = (frame.groupby(["proxy", "cost"])["seconds"].agg(["mean", "median", "max"]).reset_index()
@@ -119,15 +114,14 @@ def main() -> None:
     lines = [
         "# Throughput of `zcproxy score --proxies all`",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.processor() or platform.machine()}, "
-        f"{settings['cpu_cores']} CPU cores, torch {torch.__version__} with {args.threads} threads, "
+        provenance("ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/throughput.py "
+                   f"--archs {args.archs} --seed {args.seed} --batch {args.batch} --threads {args.threads}"
+                   + (f" --proxies {args.proxies}" if args.proxies != "all" else "")
+                   + (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes is not None else ""),
+                   args.threads),
         f"CPU, batch {args.batch}, seed {args.seed}, seeded unique archs from `sample:{args.archs}`, "
-        f"{len(names)} proxies. Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} "
+        f"{len(names)} proxies. Load average at the start: {load_before[0]:.1f} "
         "(the machine was shared with other jobs, so times are upper bounds).",
-        "",
-        "Command: `ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/throughput.py "
-        f"--archs {args.archs} --seed {args.seed} --batch {args.batch}"
-        + (f" --budget-minutes {args.budget_minutes:g}`" if args.budget_minutes is not None else "`"),
         "",
         f"- Measured {len(totals)} of the {len(archs)} sampled archs"
         + (f" (stopped by the {args.budget_minutes} min budget)." if len(totals) < len(archs) else "."),
@@ -152,7 +146,7 @@ def main() -> None:
         f"Sum: together {totals[median_arch]:.2f} s (whole call) vs alone {sum(v for v in alone.values() if v == v):.2f} s.",
         "",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines))
+    write_report(frame, args.out, lines)
     print("\n".join(lines))
 
 

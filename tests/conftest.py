@@ -53,9 +53,11 @@ def benchmark_script():
     import sys
 
     loaded: list[str] = []
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))  # as when run as a script: the scripts import their shared benchmarks/_report.py
 
     def load(name: str):
-        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        path = folder / f"{name}.py"
         spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
@@ -66,3 +68,5 @@ def benchmark_script():
     yield load
     for name in loaded:
         sys.modules.pop(name, None)
+    sys.modules.pop("_report", None)
+    sys.path.remove(str(folder))
