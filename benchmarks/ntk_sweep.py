@@ -163,7 +163,8 @@ def report(args: argparse.Namespace) -> int:
                 for metric in ("pgd_8", "autoattack"):
                     diff = compare(scores, truth, "ntk_clean", label, dataset="cifar10", metric=metric,
                                    orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
-                    paired.append({"attack": attack, "eps": f"{ticks}/255", "bn": bn, "score": label,
+                    paired.append({"attack": attack, "eps": ticks / 255, "bn": bn, "score": label,
+                                   "beta": float(label.split("@")[1]) if "@" in label else np.nan,
                                    "metric": metric, **diff})
     if not rows:
         print(f"{args.store}: no configuration has {args.min_archs} scored archs yet (--min-archs)", file=sys.stderr)
@@ -186,10 +187,7 @@ def report(args: argparse.Namespace) -> int:
         vs_clean = pd.DataFrame(paired)
         joint = vs_clean[(vs_clean["metric"] == "pgd_8") & vs_clean["score"].str.startswith("ntk_joint_robust@")]
         if len(joint):
-            plot_sweep(pd.DataFrame({"eps": [int(e.split("/")[0]) / 255 for e in joint["eps"]],
-                                     "beta": [float(label.split("@")[1]) for label in joint["score"]],
-                                     "attack": joint["attack"], "bn": joint["bn"], "kendall": joint["delta"],
-                                     "lo": joint["delta_lo"], "hi": joint["delta_hi"]}),
+            plot_sweep(joint.rename(columns={"delta": "kendall", "delta_lo": "lo", "delta_hi": "hi"}),
                        target / "ntk_sweep_vs_clean.png", ylabel="tau(joint robust) - tau(clean NTK), PGD-8",
                        zero_line=True)
         vs_clean.to_csv(target / "ntk_sweep_vs_clean.csv", index=False)
@@ -197,7 +195,8 @@ def report(args: argparse.Namespace) -> int:
             "Robust / joint NTK scores against the clean NTK on the same architectures: delta = Kendall tau-b(score) "
             "- tau-b(ntk_clean) with CIFAR-10 accuracy, paired percentile bootstrap CI "
             f"({args.bootstrap} resamples, seed {args.seed}); p_not_better = share of resamples with delta <= 0.\n\n"
-            + vs_clean.to_markdown(index=False, floatfmt=".3f") + "\n")
+            + vs_clean.assign(eps=[f"{e * 255:g}/255" for e in vs_clean["eps"]]).drop(columns="beta")
+            .to_markdown(index=False, floatfmt=".3f") + "\n")
     by_bn = bn_effect(frames, truth, min_archs=args.min_archs, bootstrap=args.bootstrap, seed=args.seed)
     if by_bn:
         pd.DataFrame(by_bn).to_csv(target / "ntk_sweep_bn.csv", index=False)

@@ -87,6 +87,12 @@ def test_report_leaves_out_configurations_with_too_few_attacked_archs(sweep, dat
     assert float(robust["kendall"].iloc[0]) > 0.9
     assert not (out / "ntk_sweep_bn.csv").exists()  # no batch-BN scores: no BN comparison
     assert (out / "ntk_sweep_vs_clean.png").read_bytes()[:4] == b"\x89PNG"
+    vs_clean = pd.read_csv(out / "ntk_sweep_vs_clean.csv")  # numbers for machines, labels for readers
+    assert np.allclose(vs_clean["eps"], 8 / 255)
+    joint = vs_clean[vs_clean["score"].str.startswith("ntk_joint_robust@")]
+    assert sorted(set(joint["beta"])) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert (joint["beta"] == [float(s.split("@")[1]) for s in joint["score"]]).all()
+    assert "| 8/255 " in (out / "ntk_sweep_vs_clean.md").read_text()
     assert sweep.main(argv + ["--min-archs", "41"]) == 1
 
 
