@@ -27,5 +27,10 @@ def write_report(table: pd.DataFrame, out: str | Path, markdown: list[str]) -> t
     out.parent.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out.with_suffix(".csv"), out.with_suffix(".md")
     table.to_csv(csv_path, index=False)
-    md_path.write_text("\n".join(markdown).rstrip("\n") + "\n")
-    return csv_path, md_path
+    return csv_path, write_markdown(md_path, markdown)
+
+
+def write_markdown(path: Path, markdown: list[str]) -> Path:
+    """Write ``markdown`` lines to ``path``, ending in exactly one newline; returns ``path``."""
+    path.write_text("\n".join(markdown).rstrip("\n") + "\n")
+    return path

@@ -43,7 +43,7 @@ from zcproxy import attacks, ntk
 from zcproxy.proxies.ntk import ntk_scores
 from zcproxy.space import NB201
 
-from _report import provenance, write_report  # benchmarks/_report.py
+from _report import provenance, write_markdown, write_report  # benchmarks/_report.py
 
 # N backward passes of the batch (looped or vectorised) or a loop of N passes: one timed repeat
 HEAVY = ("batch", "batch_vmap", "loop_batch", "five_loop")
@@ -234,17 +234,18 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
 
-    if args.report_only and not Path(args.out).with_suffix(".csv").is_file():
-        parser.error(f"--report-only rewrites the markdown from {Path(args.out).with_suffix('.csv')}, which does "
-                     "not exist; run without --report-only first or pass the --out of an earlier run")
+    earlier = Path(args.out).with_suffix(".csv")
+    if args.report_only and not earlier.is_file():
+        parser.error(f"--report-only rewrites the markdown from {earlier}, which does not exist; "
+                     "run without --report-only first or pass the --out of an earlier run")
     started = time.perf_counter()
     archs = pick_archs()
     params = {label: _param_count(i) for label, i in archs.items()}
     if args.report_only:
-        table = pd.read_csv(Path(args.out).with_suffix(".csv"))
-        Path(args.out).with_suffix(".md").write_text("\n".join(_markdown(table, archs, params, args, float("nan"))) + "\n")
+        table = pd.read_csv(earlier)
+        write_markdown(Path(args.out).with_suffix(".md"), _markdown(table, archs, params, args, float("nan")))
         return
-    rows = _earlier_rows(Path(args.out).with_suffix(".csv")) if args.resume else []
+    rows = _earlier_rows(earlier) if args.resume else []
     finished = {(r["arch_label"], r["n"], r["method"], r["chunk_size"]) for r in rows}
     for label, n, method, chunk in plan(args.sizes, args.archs):
         if (label, n, method, chunk) in finished:

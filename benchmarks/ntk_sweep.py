@@ -49,6 +49,11 @@ JOINT_OUTPUTS = ("ntk_joint_clean", "ntk_joint_robust")
 ATTACK_FREE = ("ntk_clean", "ntk_cond")  # outputs that do not depend on the attack, eps or beta
 
 
+def beta_of(label: str) -> float:
+    """The beta of a joint output label such as ``ntk_joint_robust@0.25``; NaN for outputs without one."""
+    return float(label.split("@")[1]) if "@" in label else np.nan
+
+
 def higher_is_better(label: str) -> bool:
     """Orientation of a sweep output: lambda_min scores rise with trainability, the condition number falls."""
     return not label.startswith("ntk_cond")
@@ -164,13 +169,13 @@ def report(args: argparse.Namespace) -> int:
                     diff = compare(scores, truth, "ntk_clean", label, dataset="cifar10", metric=metric,
                                    orientation=orientation, bootstrap=args.bootstrap, seed=args.seed)
                     paired.append({"attack": attack, "eps": ticks / 255, "bn": bn, "score": label,
-                                   "beta": float(label.split("@")[1]) if "@" in label else np.nan,
+                                   "beta": beta_of(label),
                                    "metric": metric, **diff})
     if not rows:
         print(f"{args.store}: no configuration has {args.min_archs} scored archs yet (--min-archs)", file=sys.stderr)
         return 1
     out = pd.concat(rows, ignore_index=True)
-    out["beta"] = [float(p.split("@")[1]) if "@" in p else np.nan for p in out["proxy"]]
+    out["beta"] = [beta_of(p) for p in out["proxy"]]
     out["kind"] = [p.split("@")[0] for p in out["proxy"]]
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)
