@@ -77,10 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planned", type=int, default=1000, help="size of the seeded sample being scored")
     parser.add_argument("--out", type=Path, default=ROOT / "results/correlation")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--order", type=Path,
+                        help="arch file the run scores from: the same sample in a seeded random order, so a "
+                             "partial run is a uniform subsample; the resume command names it")
     args = parser.parse_args(argv)
 
     out = args.out
     sample = parse_archs(f"sample:{args.planned}", seed=0)
+    archs_arg = f"sample:{args.planned}"
+    if args.order is not None:
+        try:
+            ordered = parse_archs(str(args.order))
+        except ValueError as exc:
+            parser.error(f"--order {args.order}: {exc}")
+        if sorted(ordered) != sample:
+            parser.error(f"--order {args.order} lists {len(ordered):,} archs that are not the {args.planned:,} of "
+                         f"sample:{args.planned} --seed 0; write that sample in any order, or drop --order")
+        archs_arg = os.path.relpath(args.order, out)
     copy = out / "stores" / args.store[0].name
     backup(args.store[0], copy)
     merged = merge(copy, args.store[1:]) if len(args.store) > 1 else None
@@ -127,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     complete = int(wide.notna().all(axis=1).sum())
     status = ("complete" if complete >= args.planned else
               f"**in progress**: {complete} of the planned {args.planned:,} seeded representatives have every "
-              "proxy scored so far (per-proxy counts below), so treat the ranking of proxies as preliminary")
+              "proxy scored so far (per-proxy counts below), so treat the ranking of proxies as preliminary"
+              + (f"; archs are scored in the seeded random order of `{archs_arg}`, so the scored part is a "
+                 "uniform subsample" if args.order is not None else ""))
     provenance = [f"Stores: {', '.join(str(s) for s in args.store)}, merged into `stores/{copy.name}`"
                   + (f" ({merged.added:,} rows added; {len(merged.conflicts)} values stored twice with different "
                      f"results kept from the first store{conflict_size(merged.conflicts)})" if merged else "")
@@ -146,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Resume (the store copy in `stores/` continues where this export stopped) and re-export:",
         "",
-        f"    zcproxy score --dataset {d}{stand} --archs sample:{args.planned} --seed 0 --batch 64 --threads 1 \\",
+        f"    zcproxy score --dataset {d}{stand} --archs {archs_arg} --seed 0 --batch 64 --threads 1 \\",
         f"        --proxies {stored_proxies(per_proxy.index)} --store stores/{copy.name}",
         f"    python benchmarks/study_export.py --dataset {d}{stand} --planned {args.planned} "
-        f"--store stores/{copy.name}",
+        f"--store stores/{copy.name}" + (f" --order {archs_arg}" if args.order is not None else ""),
         "",
         "Architectures scored per proxy output: "
         + ", ".join(f"{k} {v}" for k, v in per_proxy.items()) + ".",

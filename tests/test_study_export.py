@@ -82,3 +82,44 @@ def test_conflicts_are_summarised_by_their_largest_relative_difference(benchmark
     assert export.conflict_size([]) == ""
     text = export.conflict_size([{"kept": 1.0, "other": 1.000001}, {"kept": -200.0, "other": -202.0}])
     assert text == ", at most 9.9e-03 apart relative to their size"
+
+
+def test_an_order_file_is_checked_against_the_sample_and_named_in_the_resume_command(
+        benchmark_script, data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ZCPROXY_DATA", str(data_dir))
+    export = benchmark_script("study_export")
+    pgd = load_nasrobbench201(data_dir)[("cifar10", "pgd_8")]
+    sample = parse_archs("sample:60", seed=0)
+    shuffled = [sample[int(i)] for i in np.random.default_rng(1).permutation(len(sample))]
+    out = tmp_path / "results"
+    out.mkdir()
+    order = out / "order.txt"
+    order.write_text("# shuffled\n" + "\n".join(map(str, shuffled)) + "\n")
+    study = tmp_path / "study.sqlite"
+    _put(study, shuffled[:45], ["meco"], lambda a, p: pgd[a])
+    args = ["--store", str(study), "--planned", "60", "--bootstrap", "20", "--out", str(out)]
+    assert export.main([*args, "--order", str(order)]) == 0
+    page = (out / "study_cifar10.md").read_text()
+    assert "--archs order.txt --seed 0" in page
+    assert "--order order.txt" in page
+    assert "45 of the planned 60" in page and "uniform subsample" in page
+
+    order.write_text("\n".join(map(str, shuffled[:-1])) + "\n")
+    try:
+        export.main([*args, "--order", str(order)])
+    except SystemExit as stop:
+        assert stop.code == 2
+    else:
+        raise AssertionError("an order file missing one sample arch was accepted")
+    assert "are not the 60 of sample:60" in capsys.readouterr().err
+
+
+def test_the_committed_all_representatives_order_is_the_seeded_permutation():
+    from pathlib import Path
+
+    from zcproxy.space import NB201
+
+    path = Path(__file__).resolve().parents[1] / "results/correlation/all_representatives/order_seed0.txt"
+    unique = NB201.unique()
+    expected = [unique[int(i)] for i in np.random.default_rng(0).permutation(len(unique))]
+    assert parse_archs(str(path)) == expected
