@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "resamples with delta <= 0. The paper's claim is delta > 0 for robust accuracy (PGD, AutoAttack); the "
         "clean-accuracy rows show whether a gain is specific to robustness.",
         "",
-        paired.to_markdown(index=False, floatfmt=".3f") if len(paired) else "(no NTK scores yet)",
+        paired.to_markdown(index=False, floatfmt=".3f") if len(paired) else "(no NTK scores in this store)",
         "",
         "## Rank ensembles, held out (members and weights chosen on one half, scored on the other)",
         "",
