@@ -26,3 +26,11 @@ class ProxyError(ZcproxyError, RuntimeError):
 
 class StoreError(ZcproxyError):
     """A score store is corrupt, foreign or unusable."""
+
+
+class SpaceError(ZcproxyError, ValueError):
+    """An architecture, key or space object is not valid for the search space it is used with."""
+
+
+class TruthError(ZcproxyError, ValueError):
+    """A ground-truth table is malformed: a missing column, an unknown architecture or a non-numeric value."""
