@@ -52,7 +52,7 @@ def main() -> int:
         row = {"index": arch}
         for name in names:
             start = time.perf_counter()
-            res = score(arch, name, batch=batch, seed=args.seed)
+            res = score(arch, name, batch=batch, seed=args.seed, strict=True)
             seconds[name].append(time.perf_counter() - start)
             row.update({k: r.value for k, r in res.items()})
         rows.append(row)

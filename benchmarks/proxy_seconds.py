@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             start = time.perf_counter()
             try:
-                zcproxy.score(arch, [name], batch=batch, seed=args.seed)
+                zcproxy.score(arch, [name], batch=batch, seed=args.seed, strict=True)
             except ProxyError as exc:
                 failures[name] = str(exc)
                 print(f"arch {arch:5d}  {name:16s} FAILED: {exc}", flush=True)

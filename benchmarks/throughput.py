@@ -36,7 +36,8 @@ def _score_all(arch: int, names: list[str], batch, args) -> tuple[dict, dict[str
     start = time.perf_counter()
     while remaining:
         try:
-            results = scoring.score(arch, remaining, batch=batch, seed=args.seed, batch_size=args.batch)
+            results = scoring.score(arch, remaining, batch=batch, seed=args.seed, batch_size=args.batch,
+                                    strict=True)
             return results, failures, time.perf_counter() - start
         except ProxyError as exc:
             failures[exc.proxy] = str(exc.cause)
@@ -94,7 +95,7 @@ def main() -> None:
     for proxy in names:
         try:
             t0 = time.perf_counter()
-            scoring.score(median_arch, [proxy], batch=batch, seed=args.seed, batch_size=args.batch)
+            scoring.score(median_arch, [proxy], batch=batch, seed=args.seed, batch_size=args.batch, strict=True)
             alone[proxy] = time.perf_counter() - t0
         except ProxyError:
             alone[proxy] = float("nan")

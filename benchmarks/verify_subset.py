@@ -70,7 +70,7 @@ def _score_proxies(args: argparse.Namespace, indices: list[int]) -> dict[str, di
         done = cache.setdefault(str(index), {})
         todo = [p for p in wanted if not set(registry.spec(p).outputs) <= set(done)]
         if todo:
-            results = zcproxy.score(index, todo, seed=args.seed, data_dir=args.data_dir)
+            results = zcproxy.score(index, todo, seed=args.seed, data_dir=args.data_dir, strict=True)
             done.update({name: r.value for name, r in results.items()})
             cache_path.write_text(json.dumps(cache, indent=1))
             print(f"proxies for {index}: " + ", ".join(f"{k}={v:.4g}" for k, v in done.items()), file=sys.stderr)

@@ -139,7 +139,7 @@ def test_linear_regions_bounded_by_samples_and_bad_patch_is_explained():
     res = score(_nb201(ALIVE), "linear_regions", batch=_batch(), samples=50)["linear_regions"]
     assert 1 <= res.value <= 50
     with pytest.raises(ProxyError, match="patch=40 is larger"):
-        score(_nb201(ALIVE), "linear_regions", batch=_batch(), patch=40)
+        score(_nb201(ALIVE), "linear_regions", batch=_batch(), patch=40, strict=True)
 
 
 # ---------------------------------------------------------------- ZiCo
@@ -175,9 +175,9 @@ def test_network_without_gradient_is_zero_and_flagged(name):
 
 def test_zico_rejects_too_few_batches_or_images():
     with pytest.raises(ProxyError, match="splits must be >= 2"):
-        score(_nb201(ALIVE), "zico", batch=_batch(), splits=1)
+        score(_nb201(ALIVE), "zico", batch=_batch(), splits=1, strict=True)
     with pytest.raises(ProxyError, match="at least 2 images"):
-        score(_nb201(ALIVE), "zico", batch=_batch(n=1))
+        score(_nb201(ALIVE), "zico", batch=_batch(n=1), strict=True)
 
 
 # ---------------------------------------------------------------- MeCo
@@ -219,7 +219,7 @@ def test_meco_constant_channel_gives_zero_and_sampling_rescales():
     sampled = score(three, "meco", batch=x3.float(), channels=2)["meco"].value
     assert min(abs(sampled - p) for p in pairs) < 1e-5
     with pytest.raises(ProxyError, match="channels must be"):
-        score(three, "meco", batch=x3.float(), channels=1)
+        score(three, "meco", batch=x3.float(), channels=1, strict=True)
 
 
 # ---------------------------------------------------------------- AZ-NAS
@@ -274,7 +274,7 @@ def test_az_nas_kaiming_init_changes_weights_only_in_the_copy_and_bad_init_is_ex
     b = score(model, "az_nas", batch=_batch(), init="none")["az_nas_trainability"].value
     assert a != b
     with pytest.raises(ProxyError, match="init must be"):
-        score(model, "az_nas", batch=_batch(), init="xavier")
+        score(model, "az_nas", batch=_batch(), init="xavier", strict=True)
 
 
 # ---------------------------------------------------------------- CRoZe
@@ -322,4 +322,4 @@ def test_croze_weight_step_has_the_documented_norm_and_fgsm_raises_the_loss():
 
 def test_croze_rejects_negative_options():
     with pytest.raises(ProxyError, match="eps and weight_step"):
-        score(_nb201(ALIVE), "croze", batch=_batch(), eps=-1.0)
+        score(_nb201(ALIVE), "croze", batch=_batch(), eps=-1.0, strict=True)

@@ -153,7 +153,7 @@ def test_seeded_random_start_is_reproducible():
 
 
 def test_zero_output_architecture_is_flagged_not_nan():
-    arch = next(i for i in range(NB201.size) if NB201.is_zero_output(i))
+    arch = next(i for i in range(NB201.size()) if NB201.is_zero_output(i))
     results = score(arch, NAMES, batch=batch(4, 32))
     for name in NAMES:
         r = results[name]
@@ -184,7 +184,7 @@ def test_specs_and_recorded_settings():
                                                 ("ntk_bn", "train", "bn must be one of")])
 def test_bad_options_are_named(option, value, words):
     with pytest.raises(ProxyError, match=words):
-        score(tiny_nb201(), ["ntk_joint_clean"], batch=batch(), **{option: value})
+        score(tiny_nb201(), ["ntk_joint_clean"], batch=batch(), strict=True, **{option: value})
 
 
 @pytest.mark.data

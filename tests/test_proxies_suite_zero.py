@@ -254,7 +254,7 @@ def test_nwot_identical_codes_is_minus_inf_and_degenerate():
 
 def test_nwot_without_relu_modules_raises_a_clear_error():
     with pytest.raises(ProxyError, match="nn.ReLU"):
-        run(linear_model(), "nwot", (images(), labels()))
+        run(linear_model(), "nwot", (images(), labels()), strict=True)
 
 
 # ---------------------------------------------------------------- jacov and EPE-NAS
@@ -335,7 +335,7 @@ def test_epe_nas_matches_oracle_for_more_than_100_classes():
 def test_epe_nas_with_many_classes_and_only_singletons_raises_a_clear_error():
     x, y = images(4, 8, seed=6), torch.arange(4)
     with pytest.raises(ProxyError, match="at least two images of one class"):
-        run(threshold_net(101), "epe_nas", (x, y))
+        run(threshold_net(101), "epe_nas", (x, y), strict=True)
 
 
 def test_jacov_and_epe_nas_differentiate_with_respect_to_normalised_images():
@@ -395,12 +395,12 @@ def test_zen_repeats_average_and_option_validation():
     assert math.isfinite(three.value) and three.settings["zen_repeats"] == 3
     for bad in ({"zen_repeats": 0}, {"zen_mixup_gamma": -1.0}, {"zen_mixup_gamma": float("nan")}):
         with pytest.raises(ProxyError, match=next(iter(bad))):
-            run(model, "zen", (x, y), **bad)
+            run(model, "zen", (x, y), strict=True, **bad)
 
 
 def test_zen_needs_global_average_pooling():
     with pytest.raises(ProxyError, match="AdaptiveAvgPool2d"):
-        run(linear_model(), "zen", (images(), labels()))
+        run(linear_model(), "zen", (images(), labels()), strict=True)
 
 
 # ---------------------------------------------------------------- invariants for all 13

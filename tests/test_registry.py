@@ -107,7 +107,7 @@ def test_nan_becomes_proxy_error_naming_proxy_and_arch(monkeypatch):
 
     _install(monkeypatch, nan_probe)
     with pytest.raises(ProxyError) as err:
-        score(5, ["nan_probe"])
+        score(5, ["nan_probe"], strict=True)
     assert "nan_probe" in str(err.value) and "5" in str(err.value) and "NaN" in str(err.value)
 
 
@@ -118,7 +118,7 @@ def test_exception_inside_proxy_is_wrapped(monkeypatch):
 
     _install(monkeypatch, boom)
     with pytest.raises(ProxyError, match="boom.*kaput"):
-        score(7, ["boom"])
+        score(7, ["boom"], strict=True)
 
 
 def test_multi_output_must_match_declared_outputs(monkeypatch):
@@ -136,7 +136,7 @@ def test_multi_output_must_match_declared_outputs(monkeypatch):
     assert out["multi"].value == 1.0 and out["multi_a"].value == 2.0
     assert out["multi"].higher_is_better and not out["multi_a"].higher_is_better
     with pytest.raises(ProxyError, match="expected"):
-        score(3, ["multi_bad"])
+        score(3, ["multi_bad"], strict=True)
 
 
 def test_shared_work_is_computed_once_per_call(monkeypatch):

@@ -17,11 +17,13 @@ class DataFormatError(ZcproxyError, ValueError):
 class ProxyError(ZcproxyError, RuntimeError):
     """A proxy failed on one architecture."""
 
-    def __init__(self, proxy: str, arch: object, cause: BaseException | str):
+    def __init__(self, proxy: str, arch: object, cause: BaseException | str, *, model: str | None = None):
         self.proxy = proxy
         self.arch = arch
         self.cause = cause
-        super().__init__(f"proxy {proxy!r} failed on architecture {arch!r}: {cause}")
+        self.model = model
+        subject = f"model {model}" if arch is None and model else f"architecture {arch!r}"
+        super().__init__(f"proxy {proxy!r} failed on {subject}: {cause}")
 
 
 class StoreError(ZcproxyError):

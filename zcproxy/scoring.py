@@ -1,6 +1,7 @@
 """``zcproxy.score``: score one architecture with any set of proxies in one call."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,17 +18,25 @@ from .space import NB201
 
 @dataclass(frozen=True)
 class ProxyResult:
-    """One proxy value with the time it took, every setting that produced it, and flags."""
+    """One proxy value with the time it took, every setting that produced it, and flags.
+
+    A proxy that failed gives ``value`` NaN, the flag ``failed`` and its message in ``error``.
+    """
 
     value: float
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
     flags: frozenset[str] = frozenset()
     higher_is_better: bool = True
+    error: str | None = None
 
     @property
     def degenerate(self) -> bool:
         return "degenerate" in self.flags
+
+    @property
+    def failed(self) -> bool:
+        return "failed" in self.flags
 
 
 def resolve_proxies(proxies: str | Iterable[str]) -> list[_proxies.ProxySpec]:
@@ -97,7 +106,7 @@ def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, bat
 
 def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "all", batch: Any = None,
           dataset: str = "cifar10", seed: int = 0, device: str | torch.device = "cpu", *,
-          batch_size: int = 64, stand_in: bool = False, data_dir: str | None = None,
+          batch_size: int = 64, stand_in: bool = False, data_dir: str | None = None, strict: bool = False,
           **options: Any) -> dict[str, ProxyResult]:
     """Score an architecture with zero-cost proxies.
 
@@ -105,7 +114,10 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     with weights initialised from ``seed``). ``batch`` defaults to ``batch_size`` seeded images of
     ``dataset`` (``stand_in=True`` uses CIFAR-10 images where the dataset's own are absent).
     ``options`` override proxy defaults (e.g. ``eps=3/255``, ``beta=0.5``); unknown options raise.
-    Returns one :class:`ProxyResult` per proxy output, keyed by output name.
+    Returns one :class:`ProxyResult` per proxy output, keyed by output name. A proxy that fails (an
+    exception, a NaN value, or a model whose output on the batch is NaN or inf) gives results flagged
+    ``failed`` with NaN values and the message in ``error``; the other proxies are still returned.
+    ``strict=True`` raises :class:`ProxyError` on the first failure instead.
     """
     device = torch.device(device)
     info = dataset_info(dataset)
@@ -137,34 +149,86 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
                                 dataset=info.name, arch=arch, zero_output=zero_output, cache=cache)
     n = int(x.shape[0]) if x is not None else None
     stand = bool(batch_meta.get("stand_in", stand_in)) if x is not None else False
+    label = None if arch is not None else type(model).__name__
+    nonfinite = _nonfinite_output(model, x, info.image_size, device, seed)
     results: dict[str, ProxyResult] = {}
     for s in specs:
         ctx._begin(s, options)
         start = time.perf_counter()
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                raw = s.fn(ctx)
-        except ProxyError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - re-raised with proxy and arch named
-            raise ProxyError(s.name, arch, f"{type(exc).__name__}: {exc}") from exc
+            if nonfinite and s.cost != "static":
+                raise ProxyError(s.name, arch, f"the model's output on the proxy batch is {nonfinite}; its "
+                                 "weights or forward are broken, so no proxy value means anything", model=label)
+            values = _run_proxy(s, ctx, seed, arch, label)
+        except Exception as exc:  # noqa: BLE001 - every failure is named, then raised or recorded
+            error = _named(exc, s.name, arch, label)
+            if strict:
+                if error is exc:
+                    raise
+                raise error from exc
+            values = {o: math.nan for o in s.outputs}
+        else:
+            error = None
         seconds = time.perf_counter() - start
-        values = raw if isinstance(raw, dict) else {s.name: raw}
-        if set(values) != set(s.outputs):
-            raise ProxyError(s.name, arch, f"returned outputs {sorted(values)}, expected {list(s.outputs)}")
-        flags = set(ctx.flags)
+        flags = set(ctx.flags) | ({"failed"} if error is not None else set())
         if zero_output:
             flags.add("degenerate")
+        if nonfinite:
+            flags.add("nonfinite_output")
         settings = planned_settings(s.name, dataset=info.name, seed=seed, batch_size=n, stand_in=stand,
                                     **ctx.options)
         for name in s.outputs:
-            v = values[name]
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                raise ProxyError(s.name, arch, f"output {name!r} is not a number: {v!r}") from None
-            if math.isnan(v):
-                raise ProxyError(s.name, arch, f"output {name!r} is NaN")
-            results[name] = ProxyResult(v, seconds, dict(settings), frozenset(flags), s.orientation[name])
+            results[name] = ProxyResult(values[name], seconds, dict(settings), frozenset(flags), s.orientation[name],
+                                        None if error is None else str(error))
     return results
+
+
+def _named(exc: Exception, proxy: str, arch: int | str | None, label: str | None) -> ProxyError:
+    """``exc`` as a ProxyError naming the proxy and the architecture (or the model's class)."""
+    if not isinstance(exc, ProxyError):
+        return ProxyError(proxy, arch, f"{type(exc).__name__}: {exc}", model=label)
+    if exc.arch is None and exc.model is None and label:
+        return ProxyError(exc.proxy, None, exc.cause, model=label)
+    return exc
+
+
+def _run_proxy(s: _proxies.ProxySpec, ctx: _proxies.ProxyContext, seed: int, arch: int | str | None,
+               label: str | None) -> dict[str, float]:
+    """Run one proxy under its own seed; its outputs as floats (a missing output or NaN raises ProxyError)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        raw = s.fn(ctx)
+    values = raw if isinstance(raw, dict) else {s.name: raw}
+    if set(values) != set(s.outputs):
+        raise ProxyError(s.name, arch, f"returned outputs {sorted(values)}, expected {list(s.outputs)}", model=label)
+    out: dict[str, float] = {}
+    for name in s.outputs:
+        try:
+            out[name] = float(values[name])
+        except (TypeError, ValueError):
+            raise ProxyError(s.name, arch, f"output {name!r} is not a number: {values[name]!r}", model=label) from None
+        if math.isnan(out[name]):
+            raise ProxyError(s.name, arch, f"output {name!r} is NaN", model=label)
+    return out
+
+
+def _nonfinite_output(model: nn.Module, x: torch.Tensor | None, image_size: int, device: torch.device,
+                      seed: int) -> str | None:
+    """'NaN' or 'inf' when a train-mode copy of ``model`` gives a non-finite output on ``x``, else None.
+
+    Without a batch, two seeded uniform images of the dataset's size are used. A forward that raises
+    returns None: the proxies then report the error themselves.
+    """
+    if x is None:
+        x = torch.rand((2, 3, image_size, image_size), generator=torch.Generator().manual_seed(seed)).to(device)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            probe = copy.deepcopy(model).to(device=device, dtype=torch.float32).train()
+            out = probe(x)
+    except Exception:  # noqa: BLE001 - the proxies report a failing forward with their own context
+        return None
+    if not isinstance(out, torch.Tensor) or out.is_complex():
+        return None
+    if torch.isnan(out).any():
+        return "NaN"
+    return "inf" if torch.isinf(out).any() else None

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -264,7 +265,11 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ZcproxyError(f"checkpoint {path} holds objects other than tensors and plain types, so it was "
+                           f"refused unread ({str(exc).splitlines()[0]}); zcproxy never writes such files: "
+                           "delete its folder to restart this run from scratch") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise ZcproxyError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
                            "delete it to restart this run from scratch") from None
