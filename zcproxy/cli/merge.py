@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ._files import remove_if_failed
 
 HELP = "Merge score stores into OUT: identical rows are deduplicated, conflicting values are reported."
 
@@ -14,7 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import store
 
-    report = store.merge(args.out, args.inputs)
+    for source in args.inputs:
+        if not Path(source).expanduser().is_file():
+            raise FileNotFoundError(f"input store {source!r} does not exist or is not a file; check the path "
+                                    f"(nothing was written to {args.out})")
+    out = str(Path(args.out).expanduser())
+    with remove_if_failed(out, out + "-wal", out + "-shm", out + "-journal"):
+        report = store.merge(args.out, args.inputs)
     print(f"merged {len(args.inputs)} store(s) into {args.out}: {report.added} rows added, "
           f"{report.duplicates} identical duplicates skipped, {report.failures_added} failures copied, "
           f"{len(report.conflicts)} conflicts")
