@@ -6,6 +6,7 @@ import json
 import math
 import sqlite3
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,7 +95,7 @@ def test_round_trip_put_get_frame_load(tmp_path):
         assert s.get(5, "p", "0" * 16) is None
     frame = load(path)
     assert list(frame.columns) == ["arch", "proxy", "value", "seconds", "flags", "settings_hash", "settings",
-                                   "version", "device", "timestamp"]
+                                   "version", "device", "timestamp", "space"]
     assert frame[["arch", "proxy", "value"]].values.tolist() == [[5, "p", 1.5], [5, "q", -2.25], [7, "p", 3.0]]
     row = frame.iloc[0]
     assert row["flags"] == ("degenerate",) and row["settings"] == _settings("p")
@@ -128,8 +129,8 @@ def test_pending_and_missing_follow_the_plan(tmp_path):
         s.put(1, {"p": _result(1.0), "q": _result(1.0, proxy="q")}, device="cpu")
         s.put(2, {"p": _result(1.0)}, device="cpu")
         s.put(3, {"p": _result(1.0, seed=1), "q": _result(1.0, proxy="q")}, device="cpu")  # p with other seed
-        assert s.pending([3, 2, 1, 4, 2], plan) == [3, 2, 4]
-        assert s.missing([1, 2, 3, 4], plan) == {2: ["q"], 3: ["p"], 4: ["p", "q"]}
+        assert s.pending([3, 2, 1, 4, 2], plan) == ["3", "2", "4"]  # canonical keys
+        assert s.missing([1, 2, 3, 4], plan) == {"2": ["q"], "3": ["p"], "4": ["p", "q"]}
 
 
 def test_readonly_store_refuses_writes_and_missing_file(tmp_path):
@@ -158,8 +159,8 @@ def test_wal_mode_lets_readers_see_committed_rows_during_a_write(tmp_path):
         raw.close()
         writer = sqlite3.connect(path, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")
-        writer.execute("INSERT INTO scores SELECT 2, proxy, settings_hash, value, seconds, flags, settings, version, "
-                       "device, timestamp FROM scores WHERE arch = 1")
+        writer.execute("INSERT INTO scores SELECT space, '2', proxy, settings_hash, value, seconds, flags, settings, "
+                       "version, device, timestamp FROM scores WHERE arch = '1'")
         seen = []
         reader = threading.Thread(target=lambda: seen.append(load(path)["arch"].tolist()))
         reader.start()
@@ -352,3 +353,80 @@ def test_merge_dedupes_identical_rows_and_reports_conflicts(tmp_path):
     assert again.added == 0 and again.duplicates == 4 and len(again.conflicts) == 1
     with pytest.raises(ValueError, match="output store"):
         merge(out, [out])
+
+
+# ------------------------------------------------------------------------------------- schema 2: spaces
+
+
+def _v1_copy(tmp_path, name="study_cifar100.sqlite"):
+    """A schema-1 store committed under results/, copied with sqlite's backup API."""
+    source = Path(__file__).resolve().parents[1] / "results" / "correlation" / "stores" / name
+    target = tmp_path / name
+    src, dst = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True), sqlite3.connect(target)
+    src.backup(dst)
+    src.close(), dst.close()
+    return target
+
+
+def test_committed_schema1_store_reads_the_same_readonly_and_after_migration(tmp_path):
+    path = _v1_copy(tmp_path)
+    raw = sqlite3.connect(path)
+    assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    old = raw.execute("SELECT arch, proxy, settings_hash, value FROM scores ORDER BY arch, proxy, settings_hash").fetchall()
+    raw.close()
+    before = load(path)  # read-only: temporary views, the file is not migrated
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert before["arch"].dtype == "int64" and set(before["space"]) == {"nb201"}
+    assert sorted(zip(before["arch"], before["proxy"], before["settings_hash"], before["value"])) == old
+    with Store(path) as s:  # writable: migrated in place
+        assert s.get(old[0][0], old[0][1], old[0][2]) == old[0][3]
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert raw.execute("SELECT typeof(arch), space FROM scores LIMIT 1").fetchone() == ("text", "nb201")
+    after = load(path)
+    pd.testing.assert_frame_equal(before.drop(columns=["settings"]), after.drop(columns=["settings"]))
+    pd.testing.assert_frame_equal(pivot(before, settings={"seed": 0}), pivot(after, settings={"seed": 0}))
+
+
+def test_string_keys_of_two_spaces_are_kept_apart(tmp_path):
+    path = tmp_path / "s.sqlite"
+    genotype = "Genotype(normal=[('none', 0)])"
+    with Store(path) as s:
+        s.put(genotype, {"p": _result(1.0)}, device="cpu", space="darts")
+        s.put(5, {"p": _result(2.0)}, device="cpu")
+        s.put("5", {"p": _result(3.0)}, device="cpu", space="mine")
+        assert s.get(genotype, "p", settings_hash(_result(1.0).settings), space="darts") == 1.0
+        assert s.get(genotype, "p", settings_hash(_result(1.0).settings)) is None  # not in nb201
+        assert s.missing([genotype, "other"], {"p": settings_hash(_result(1.0).settings)}, space="darts") == \
+            {"other": ["p"]}
+        with pytest.raises(ValueError, match="canonical architecture key"):
+            s.put(" padded ", {"p": _result(1.0)}, device="cpu", space="darts")
+    frame = load(path)
+    with pytest.raises(ValueError, match="several search spaces"):
+        pivot(frame)
+    assert pivot(frame, space="darts").index.tolist() == [genotype]
+    assert pivot(frame, space="nb201")["p"].to_dict() == {5: 2.0}
+    assert pivot(frame, space="mine")["p"].to_dict() == {5: 3.0}
+    with pytest.raises(ValueError, match="no scores of search space 'nope'"):
+        pivot(frame, space="nope")
+
+
+def test_leases_split_work_and_expire(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as a, Store(path) as b:
+        assert a.claim([1, 2, 3, 4], "plan", "A", seconds=60, limit=2) == ["1", "2"]
+        assert b.claim([1, 2, 3, 4], "plan", "B", seconds=60) == ["3", "4"]
+        assert b.claim([1, 2], "other-plan", "B", seconds=60) == ["1", "2"]  # leases are per plan
+        a.release(["1"], "plan", "A")
+        assert b.claim([1, 2], "plan", "B", seconds=60) == ["1"]
+        assert a.claim([5], "plan", "A", seconds=-1) == ["5"]  # already expired: anyone may take it
+        assert b.claim([5], "plan", "B", seconds=60) == ["5"]
+
+
+def test_store_under_a_file_is_refused_with_a_clear_error(tmp_path):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("keep me")
+    with pytest.raises(StoreError, match="results.txt is a file, not a folder"):
+        Store(blocker / "sub" / "scores.sqlite")
+    assert blocker.read_text() == "keep me"

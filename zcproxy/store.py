@@ -1,7 +1,10 @@
 """Resumable score store: one SQLite file holding every proxy value ever computed.
 
-One row per (architecture index, proxy output, settings hash) with the value, seconds, flags, the full
-settings, library version, device and timestamp. Failures are kept in their own table so they can be
+One row per (search space, architecture key, proxy output, settings hash) with the value, seconds, flags,
+the full settings, library version, device and timestamp. Keys are the space's canonical strings
+(:mod:`zcproxy.space`); frames show them as labels (``space.label``: decimal keys such as NB201 indices as
+ints). Stores written before spaces existed (schema 1, integer NB201 indices) are read as they are when
+opened read-only and migrated to schema 2 (space ``nb201``) when opened for writing. Failures are kept in their own table so they can be
 listed and retried. The file is opened in WAL mode with a busy timeout, and each architecture's results
 are written in a single transaction, so killing a run loses at most the architectures in flight.
 
@@ -27,29 +30,47 @@ import pandas as pd
 
 from . import __version__
 from .errors import StoreError
+from .space._protocol import DEFAULT_SPACE, labels
 
 __all__ = ["SCHEMA_VERSION", "settings_hash", "Store", "load", "pivot", "export", "merge", "MergeReport"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FORMAT = "zcproxy-store"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 60_000
 COLUMNS = ("arch", "proxy", "value", "seconds", "flags", "settings_hash", "settings", "version", "device",
-           "timestamp")
+           "timestamp", "space")
+_V1_SPACE = DEFAULT_SPACE  # schema-1 stores predate search spaces: every row is of the default space
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE scores (
-    arch INTEGER NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
+    space TEXT NOT NULL, arch TEXT NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
     value REAL NOT NULL, seconds REAL NOT NULL, flags TEXT NOT NULL, settings TEXT NOT NULL,
     version TEXT NOT NULL, device TEXT NOT NULL, timestamp TEXT NOT NULL,
-    PRIMARY KEY (arch, proxy, settings_hash)
+    PRIMARY KEY (space, arch, proxy, settings_hash)
 ) WITHOUT ROWID;
 CREATE TABLE failures (
-    arch INTEGER NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
+    space TEXT NOT NULL, arch TEXT NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
     message TEXT NOT NULL, timestamp TEXT NOT NULL,
-    PRIMARY KEY (arch, proxy, settings_hash)
+    PRIMARY KEY (space, arch, proxy, settings_hash)
 ) WITHOUT ROWID;
+CREATE TABLE leases (
+    space TEXT NOT NULL, arch TEXT NOT NULL, plan TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (space, arch, plan)
+) WITHOUT ROWID;
+"""
+# Schema 1 -> 2: keys become (space, text key); v1 rows are NB201 indices.
+_MIGRATE_V1 = """
+ALTER TABLE scores RENAME TO scores_v1;
+ALTER TABLE failures RENAME TO failures_v1;
+{schema}
+INSERT INTO scores SELECT '{space}', CAST(arch AS TEXT), proxy, settings_hash, value, seconds, flags, settings,
+    version, device, timestamp FROM scores_v1;
+INSERT INTO failures SELECT '{space}', CAST(arch AS TEXT), proxy, settings_hash, message, timestamp FROM failures_v1;
+DROP TABLE scores_v1;
+DROP TABLE failures_v1;
+UPDATE meta SET value = '2' WHERE key = 'schema_version'
 """
 
 
@@ -135,6 +156,10 @@ class Store:
                 raise StoreError(f"{path} is not a SQLite file, so it is not a zcproxy store; it was left "
                                  "untouched - pass another --store path")
         else:
+            blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise StoreError(f"store path {path}: {blocker} is a file, not a folder, so the store cannot be "
+                                 "created there; pass a --store path inside a folder")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if self.readonly:
@@ -224,6 +249,32 @@ class Store:
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        if int(version) == 1:
+            self._upgrade_v1(conn)
+        elif "leases" not in tables and not self.readonly:
+            conn.execute(_SCHEMA.split("CREATE TABLE leases")[1].join(["CREATE TABLE leases", ""]))
+
+    def _upgrade_v1(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 (integer NB201 indices): read through temporary views, or migrate when writable."""
+        if self.readonly:
+            conn.execute(f"CREATE TEMP VIEW scores AS SELECT '{_V1_SPACE}' AS space, CAST(arch AS TEXT) AS arch, "
+                         "proxy, settings_hash, value, seconds, flags, settings, version, device, timestamp "
+                         "FROM main.scores")
+            conn.execute(f"CREATE TEMP VIEW failures AS SELECT '{_V1_SPACE}' AS space, CAST(arch AS TEXT) AS arch, "
+                         "proxy, settings_hash, message, timestamp FROM main.failures")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1":
+                script = _MIGRATE_V1.format(schema=_SCHEMA.split("CREATE TABLE scores", 1)[1].join(
+                    ["CREATE TABLE scores", ""]), space=_V1_SPACE)
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -244,76 +295,124 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def put(self, arch: int, results: Mapping[str, Any], *, device: str) -> None:
+    def put(self, arch: int | str, results: Mapping[str, Any], *, device: str, space: str = DEFAULT_SPACE) -> None:
         """Write all of ``arch``'s results (``{output: ProxyResult}``) in one transaction.
 
-        A result replaces an earlier one with the same key and clears that proxy's recorded failure.
+        ``arch`` is the canonical key in ``space`` (an int is taken as its decimal key). Results flagged
+        ``failed`` are recorded as failures instead. A result replaces an earlier one with the same key
+        and clears that proxy's recorded failure.
         """
-        arch = _check_arch(arch)
+        key, space = _check_key(arch), _check_space_name(space)
         stamp = _now()
-        rows, cleared = [], []
+        rows, cleared, failed = [], [], []
         for output, r in results.items():
-            value = float(r.value)
-            if math.isnan(value):
-                raise ValueError(f"result {output!r} of architecture {arch} is NaN; NaN is never stored")
             settings = dict(r.settings)
             text = _settings_json(settings)
             digest = settings_hash(settings)
-            rows.append((arch, str(output), digest, value, float(r.seconds), json.dumps(sorted(r.flags)), text,
+            proxy = str(settings.get("proxy", output))
+            if "failed" in getattr(r, "flags", ()):
+                failed.append((space, key, proxy, digest, str(getattr(r, "error", "") or "failed"), stamp))
+                continue
+            value = float(r.value)
+            if math.isnan(value):
+                raise ValueError(f"result {output!r} of architecture {key} is NaN; NaN is never stored")
+            rows.append((space, key, str(output), digest, value, float(r.seconds), json.dumps(sorted(r.flags)), text,
                          __version__, str(device), stamp))
-            cleared.append((arch, str(settings.get("proxy", output)), digest))
+            cleared.append((space, key, proxy, digest))
         with self._write() as conn:
-            conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.executemany("DELETE FROM failures WHERE arch = ? AND proxy = ? AND settings_hash = ?", cleared)
+            conn.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("DELETE FROM failures WHERE space = ? AND arch = ? AND proxy = ? AND settings_hash = ?",
+                             cleared)
+            conn.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)", list(dict.fromkeys(failed)))
 
-    def put_failure(self, arch: int, proxy: str, settings_hash: str, message: str) -> None:
+    def put_failure(self, arch: int | str, proxy: str, settings_hash: str, message: str, *,
+                    space: str = DEFAULT_SPACE) -> None:
         """Record that ``proxy`` failed on ``arch`` (kept until a later run succeeds)."""
-        arch = _check_arch(arch)
+        key, space = _check_key(arch), _check_space_name(space)
         with self._write() as conn:
-            conn.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                         (arch, str(proxy), str(settings_hash), str(message), _now()))
+            conn.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                         (space, key, str(proxy), str(settings_hash), str(message), _now()))
+
+    # -- leases ------------------------------------------------------------------------------------------
+
+    def claim(self, archs: Iterable[int | str], plan: str, owner: str, *, seconds: float,
+              space: str = DEFAULT_SPACE, limit: int | None = None) -> list[str]:
+        """Lease up to ``limit`` of ``archs`` (in order) for ``owner`` under the plan id ``plan``.
+
+        An arch is claimable when no live lease of another owner holds it; a lease expires ``seconds``
+        after it was taken (a process killed with -9 leaves a lease that expires), so concurrent runs on
+        one store split the work and none is lost. Returns the claimed keys.
+        """
+        space = _check_space_name(space)
+        now = time.time()
+        claimed: list[str] = []
+        with self._write() as conn:
+            held = {a for (a,) in conn.execute("SELECT arch FROM leases WHERE space = ? AND plan = ? AND owner != ? "
+                                               "AND expires > ?", (space, plan, owner, now))}
+            for arch in archs:
+                key = _check_key(arch)
+                if key in held or key in claimed:
+                    continue
+                conn.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)",
+                             (space, key, plan, owner, now + float(seconds)))
+                claimed.append(key)
+                if limit is not None and len(claimed) >= limit:
+                    break
+        return claimed
+
+    def release(self, archs: Iterable[int | str], plan: str, owner: str, *, space: str = DEFAULT_SPACE) -> None:
+        """Drop ``owner``'s leases on ``archs``."""
+        keys = [(_check_space_name(space), _check_key(a), plan, owner) for a in archs]
+        with self._write() as conn:
+            conn.executemany("DELETE FROM leases WHERE space = ? AND arch = ? AND plan = ? AND owner = ?", keys)
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def done(self, arch: int, proxy_output: str, settings_hash: str) -> bool:
+    def done(self, arch: int | str, proxy_output: str, settings_hash: str, *, space: str = DEFAULT_SPACE) -> bool:
         """True when a value for this key is stored."""
-        return self.get(arch, proxy_output, settings_hash) is not None
+        return self.get(arch, proxy_output, settings_hash, space=space) is not None
 
-    def get(self, arch: int, proxy_output: str, settings_hash: str) -> float | None:
+    def get(self, arch: int | str, proxy_output: str, settings_hash: str, *,
+            space: str = DEFAULT_SPACE) -> float | None:
         """The stored value for this key, or None."""
-        row = self._conn.execute("SELECT value FROM scores WHERE arch = ? AND proxy = ? AND settings_hash = ?",
-                                 (int(arch), proxy_output, settings_hash)).fetchone()
+        row = self._conn.execute("SELECT value FROM scores WHERE space = ? AND arch = ? AND proxy = ? AND "
+                                 "settings_hash = ?", (space, _check_key(arch), proxy_output, settings_hash)).fetchone()
         return None if row is None else float(row[0])
 
-    def missing(self, archs: Iterable[int], plan: Mapping[str, str]) -> dict[int, list[str]]:
-        """For each arch lacking any planned ``{output: settings_hash}``, the outputs it lacks."""
-        have: set[tuple[int, str]] = set()
+    def missing(self, archs: Iterable[int | str], plan: Mapping[str, str], *,
+                space: str = DEFAULT_SPACE) -> dict[str, list[str]]:
+        """For each arch key lacking any planned ``{output: settings_hash}``, the outputs it lacks."""
+        have: set[tuple[str, str]] = set()
         for output, digest in plan.items():
             have.update((a, output) for (a,) in self._conn.execute(
-                "SELECT arch FROM scores WHERE proxy = ? AND settings_hash = ?", (output, digest)))
-        out: dict[int, list[str]] = {}
-        for a in dict.fromkeys(int(x) for x in archs):
+                "SELECT arch FROM scores WHERE space = ? AND proxy = ? AND settings_hash = ?", (space, output, digest)))
+        out: dict[str, list[str]] = {}
+        for a in dict.fromkeys(_check_key(x) for x in archs):
             lacking = [o for o in plan if (a, o) not in have]
             if lacking:
                 out[a] = lacking
         return out
 
-    def pending(self, archs: Iterable[int], plan: Mapping[str, str]) -> list[int]:
-        """Archs (in the given order, deduplicated) that lack at least one planned output."""
-        return list(self.missing(archs, plan))
+    def pending(self, archs: Iterable[int | str], plan: Mapping[str, str], *,
+                space: str = DEFAULT_SPACE) -> list[str]:
+        """Arch keys (in the given order, deduplicated) that lack at least one planned output."""
+        return list(self.missing(archs, plan, space=space))
 
     def failures(self) -> pd.DataFrame:
-        """Recorded failures: columns arch, proxy, settings_hash, message, timestamp."""
-        rows = self._conn.execute("SELECT arch, proxy, settings_hash, message, timestamp FROM failures "
-                                  "ORDER BY arch, proxy").fetchall()
-        return pd.DataFrame(rows, columns=["arch", "proxy", "settings_hash", "message", "timestamp"])
+        """Recorded failures: columns arch (label), proxy, settings_hash, message, timestamp, space."""
+        rows = self._conn.execute("SELECT arch, proxy, settings_hash, message, timestamp, space FROM failures "
+                                  "ORDER BY space, arch, proxy").fetchall()
+        frame = pd.DataFrame(rows, columns=["arch", "proxy", "settings_hash", "message", "timestamp", "space"])
+        frame["arch"] = _labels(frame)
+        return frame
 
     def frame(self) -> pd.DataFrame:
         """All scores, long format (see :func:`load`)."""
         rows = self._conn.execute("SELECT arch, proxy, value, seconds, flags, settings_hash, settings, version, "
-                                  "device, timestamp FROM scores ORDER BY arch, proxy, settings_hash").fetchall()
+                                  "device, timestamp, space FROM scores").fetchall()
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
-        frame["arch"] = frame["arch"].astype("int64")
+        frame["arch"] = _labels(frame)
+        frame = frame.sort_values(["space", "arch", "proxy", "settings_hash"], kind="stable").reset_index(drop=True)
         frame["value"] = frame["value"].astype("float64")
         frame["seconds"] = frame["seconds"].astype("float64")
         frame["flags"] = [tuple(json.loads(f)) for f in frame["flags"]]
@@ -321,7 +420,9 @@ class Store:
         return frame
 
     def _rows(self, table: str) -> list[tuple]:
-        return self._conn.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - fixed table names
+        columns = {"scores": "space, arch, proxy, settings_hash, value, seconds, flags, settings, version, device, "
+                             "timestamp", "failures": "space, arch, proxy, settings_hash, message, timestamp"}[table]
+        return self._conn.execute(f"SELECT {columns} FROM {table}").fetchall()  # noqa: S608 - fixed names
 
 
 class _Transaction:
@@ -338,14 +439,35 @@ class _Transaction:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _check_arch(arch: object) -> int:
-    try:
-        index = operator.index(arch)  # int and numpy integers; not floats or strings
-    except TypeError:
-        index = -1
-    if isinstance(arch, bool) or index < 0:
-        raise ValueError(f"arch must be a non-negative NB201 index (int), got {arch!r}")
-    return index
+def _check_key(arch: object) -> str:
+    """A canonical architecture key: a non-empty string, or a non-negative int (its decimal key)."""
+    if isinstance(arch, str):
+        if arch and arch == arch.strip():
+            return arch
+    elif not isinstance(arch, bool):
+        try:
+            index = operator.index(arch)  # int and numpy integers; not floats
+        except TypeError:
+            index = -1
+        if index >= 0:
+            return str(index)
+    raise ValueError(f"arch must be a canonical architecture key (a non-empty string without surrounding "
+                     f"spaces, or a non-negative int), got {arch!r}; resolve user forms with space.key(...)")
+
+
+def _check_space_name(space: object) -> str:
+    if not isinstance(space, str) or not space:
+        raise ValueError(f"space must be a search-space name such as {DEFAULT_SPACE!r}, got {space!r}")
+    return space
+
+
+def _labels(frame: pd.DataFrame) -> pd.Series:
+    """The ``arch`` column as labels: one space's decimal keys as int64, else strings."""
+    keys = frame["arch"].astype(str).tolist()
+    values = labels(keys)
+    if values and all(isinstance(v, int) for v in values):
+        return pd.Series(values, index=frame.index, dtype="int64")
+    return pd.Series(values, index=frame.index, dtype=object)
 
 
 # ------------------------------------------------------------------------------------------- functions
@@ -363,17 +485,30 @@ def _matches(settings: Mapping[str, Any], selection: Mapping[str, Any]) -> bool:
     return all(settings[k] == v for k, v in selection.items() if k in settings)
 
 
-def pivot(long_df: pd.DataFrame, *, settings: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Wide table: index ``arch``, one column per proxy output.
+def pivot(long_df: pd.DataFrame, *, settings: Mapping[str, Any] | None = None,
+          space: str | None = None) -> pd.DataFrame:
+    """Wide table: index ``arch``, one column per proxy output, for one search space.
 
-    ``settings`` (e.g. ``{"seed": 0, "eps": 8/255}``) keeps rows whose settings agree on every listed key
-    they have (a key a proxy does not take does not exclude it). Raises ValueError naming the output when
-    one output still has several settings hashes.
+    ``space`` keeps that space's rows (needed when the frame holds several). ``settings`` (e.g.
+    ``{"seed": 0, "eps": 8/255}``) keeps rows whose settings agree on every listed key they have (a key a
+    proxy does not take does not exclude it). Raises ValueError naming the output when one output still
+    has several settings hashes.
     """
     missing = [c for c in ("arch", "proxy", "value", "settings_hash", "settings") if c not in long_df.columns]
     if missing:
         raise ValueError(f"pivot needs a long score frame from zcproxy.store.load(); it lacks columns {missing}")
     frame = long_df
+    if "space" in frame.columns:
+        spaces = sorted(frame["space"].unique())
+        if space is not None:
+            frame = frame[frame["space"] == space]
+            if frame.empty and spaces:
+                raise ValueError(f"no scores of search space {space!r} here; the frame holds {spaces}")
+        elif len(spaces) > 1:
+            raise ValueError(f"the scores come from several search spaces {spaces}; pass space=... "
+                             "(CLI: --space) to choose one")
+        if len(frame):
+            frame = frame.assign(arch=labels(frame["arch"].astype(str).tolist()))
     if settings:
         known = set().union(*(s.keys() for s in frame["settings"])) if len(frame) else set()
         unknown = sorted(set(settings) - known)
@@ -443,23 +578,25 @@ def merge(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> MergeR
                 rows, failures = source._rows("scores"), source._rows("failures")
             with target._write() as conn:
                 for row in rows:
-                    arch, proxy, digest, value = row[:4]
-                    existing = conn.execute("SELECT value FROM scores WHERE arch = ? AND proxy = ? AND "
-                                            "settings_hash = ?", (arch, proxy, digest)).fetchone()
+                    space, arch, proxy, digest, value = row[:5]
+                    existing = conn.execute("SELECT value FROM scores WHERE space = ? AND arch = ? AND proxy = ? AND "
+                                            "settings_hash = ?", (space, arch, proxy, digest)).fetchone()
                     if existing is None:
-                        conn.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-                        conn.execute("DELETE FROM failures WHERE arch = ? AND settings_hash = ?", (arch, digest))
+                        conn.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                        conn.execute("DELETE FROM failures WHERE space = ? AND arch = ? AND settings_hash = ?",
+                                     (space, arch, digest))
                         report.added += 1
                     elif existing[0] == value:
                         report.duplicates += 1
                     else:
-                        report.conflicts.append({"arch": arch, "proxy": proxy, "settings_hash": digest,
-                                                 "kept": existing[0], "other": value, "source": str(src)})
-                for arch, proxy, digest, message, stamp in failures:
-                    scored = conn.execute("SELECT 1 FROM scores WHERE arch = ? AND settings_hash = ? LIMIT 1",
-                                          (arch, digest)).fetchone()
+                        report.conflicts.append({"space": space, "arch": labels([arch])[0], "proxy": proxy,
+                                                 "settings_hash": digest, "kept": existing[0], "other": value,
+                                                 "source": str(src)})
+                for space, arch, proxy, digest, message, stamp in failures:
+                    scored = conn.execute("SELECT 1 FROM scores WHERE space = ? AND arch = ? AND settings_hash = ? "
+                                          "LIMIT 1", (space, arch, digest)).fetchone()
                     if scored is None:
-                        conn.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
-                                     (arch, proxy, digest, message, stamp))
+                        conn.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                                     (space, arch, proxy, digest, message, stamp))
                         report.failures_added += 1
     return report

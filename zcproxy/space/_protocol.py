@@ -6,10 +6,15 @@ Stores, truth tables, selections, searches and studies only ever hold keys; ever
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_SPACE = "nb201"
+"""The space of calls that name none, and of every store written before spaces existed."""
 
 
 @runtime_checkable
@@ -38,7 +43,7 @@ class SearchSpace(Protocol):
 
     def key(self, arch: Any) -> str: ...
 
-    def build(self, key: str, num_classes: int = 10, dataset: str | None = None) -> nn.Module: ...
+    def build(self, key: str, num_classes: int = 10, dataset: str | None = None) -> "nn.Module": ...
 
     def settings(self) -> dict[str, Any]: ...
 
@@ -82,3 +87,17 @@ def uniform_sample(keys: Sequence[str], n: int, seed: int, space_name: str) -> l
         raise SpaceError(f"sample size must be an int in 1..{len(keys)} for space {space_name!r}, got {n!r}")
     picked = np.random.default_rng(seed).choice(len(keys), size=int(n), replace=False)
     return [keys[int(i)] for i in sorted(picked)]
+
+
+def label(key: str) -> int | str:
+    """How a key appears in tables: an int when it is a decimal number (NB201 indices, integer ids of a
+    user space), else the key itself. Stores hold keys; frames and CSVs show labels."""
+    return int(key) if isinstance(key, str) and key.isdigit() else key
+
+
+def labels(keys: Sequence[str]) -> list[int | str]:
+    """:func:`label` of every key; all ints or all strings (a mix keeps every key a string)."""
+    out = [label(k) for k in keys]
+    if out and not all(isinstance(v, int) for v in out):
+        return [str(k) for k in keys]
+    return out
