@@ -124,7 +124,7 @@ def test_model_is_not_mutated():
 
 
 def test_constant_output_network_leaves_images_unchanged():
-    arch = next(i for i in range(NB201.size) if NB201.is_zero_output(i))
+    arch = next(i for i in range(NB201.size()) if NB201.is_zero_output(i))
     torch.manual_seed(0)
     model = NB201.build(arch, num_classes=3, C=4, N=1).double()
     x, y = batch()

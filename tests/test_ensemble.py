@@ -13,8 +13,8 @@ from zcproxy.validate.ensemble import Ensemble, cross_validated, fit_ensemble, o
 
 
 def _truth(acc: np.ndarray) -> pd.DataFrame:
-    reps = np.array([NB201.representative(i) for i in range(NB201.size)])
-    frame = pd.DataFrame({("cifar10", "pgd_8"): acc[reps]}, index=pd.RangeIndex(NB201.size))
+    reps = np.array([NB201.representative(i) for i in range(NB201.size())])
+    frame = pd.DataFrame({("cifar10", "pgd_8"): acc[reps]}, index=pd.RangeIndex(NB201.size()))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
 
@@ -22,7 +22,7 @@ def _truth(acc: np.ndarray) -> pd.DataFrame:
 def _problem(n: int = 800, seed: int = 0):
     """Scores for n representatives: three noisy views of the truth (one lower-is-better) and pure noise."""
     rng = np.random.default_rng(seed)
-    truth = _truth(rng.random(NB201.size))
+    truth = _truth(rng.random(NB201.size()))
     archs = np.array(NB201.unique()[:n])
     acc = truth.loc[archs, ("cifar10", "pgd_8")].to_numpy()
     scores = pd.DataFrame({"a": acc + rng.normal(scale=0.3, size=n), "b": acc + rng.normal(scale=0.3, size=n),

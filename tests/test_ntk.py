@@ -236,7 +236,7 @@ def test_spectrum_singular_and_zero_kernels_are_defined():
 
 
 def test_zero_output_network_gives_degenerate_spectrum():
-    arch = next(i for i in range(NB201.size) if NB201.is_zero_output(i))
+    arch = next(i for i in range(NB201.size()) if NB201.is_zero_output(i))
     model, x = tiny_nb201(arch), images(4).float()
     weights_only = ntk.jacobian(model, x, params="weights")
     assert torch.count_nonzero(weights_only.rows) == 0

@@ -56,7 +56,7 @@ def additive_values() -> dict[int, float]:
 
 
 def test_isomorphs_are_evaluated_once_as_their_representative():
-    iso = next(i for i in range(NB201.size) if NB201.representative(i) != i)
+    iso = next(i for i in range(NB201.size()) if NB201.representative(i) != i)
     rep = NB201.representative(iso)
     source = _Counting(_random_values())
     objective = Objective(source, Budget(10))
@@ -219,7 +219,7 @@ def _hand_truth() -> pd.DataFrame:
     """pgd_8 of the k-th representative (1-based) is k / 6466; the last two tie; isomorphs copy their class."""
     position = {r: k for k, r in enumerate(REPS, start=1)}
     position[REPS[-1]] = len(REPS) - 1
-    pgd = np.array([position[NB201.representative(i)] / len(REPS) for i in range(NB201.size)])
+    pgd = np.array([position[NB201.representative(i)] / len(REPS) for i in range(NB201.size())])
     columns = pd.MultiIndex.from_tuples([("cifar10", "clean"), ("cifar10", "pgd_8"), ("cifar10", "autoattack")])
     return pd.DataFrame(np.stack([pgd + 0.3, pgd, pgd - 0.05], axis=1), columns=columns)
 
@@ -227,7 +227,7 @@ def _hand_truth() -> pd.DataFrame:
 def test_percentile_and_regret_by_hand():
     truth = _hand_truth()
     n = len(REPS)
-    iso = next(i for i in range(NB201.size) if NB201.representative(i) != i)
+    iso = next(i for i in range(NB201.size()) if NB201.representative(i) != i)
     k = REPS.index(NB201.representative(iso)) + 1  # 1-based position of its class
     table = assess([REPS[0], iso, REPS[-2], REPS[-1]], truth)
     assert table["arch"].tolist() == [REPS[0], NB201.representative(iso), REPS[-2], REPS[-1]]

@@ -20,8 +20,8 @@ from zcproxy.space._cost import count_flops, count_params
 @pytest.mark.data
 def test_every_index_matches_the_benchmark_meta_file(data_dir):
     meta = json.loads((data_dir / "nasrobbench201" / "meta.json").read_text())["ids"]
-    assert len(meta) == NB201.size
-    for i in range(NB201.size):
+    assert len(meta) == NB201.size()
+    for i in range(NB201.size()):
         entry = meta[str(i)]
         assert NB201.arch(i) == entry["nb201-string"], i
         assert NB201.index(entry["nb201-string"]) == i
@@ -41,7 +41,7 @@ def test_unique_equals_the_6466_benchmark_ids(data_dir):
 def test_canonical_form_equals_nas_bench_201_unique_string(data_dir):
     with open(data_dir / "nasbench201" / "nb201_200ep_test_accuracy.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == NB201.size
+    assert len(rows) == NB201.size()
     for i, row in enumerate(rows):
         assert NB201.arch(i) == row["ArchitectureString"], i
         assert NB201.canonical(i) == row["UniqueString"], i
@@ -51,20 +51,20 @@ def test_canonical_form_equals_nas_bench_201_unique_string(data_dir):
 
 
 def test_round_trip_over_the_whole_space():
-    strings = [NB201.arch(i) for i in range(NB201.size)]
-    assert len(set(strings)) == NB201.size == 5 ** 6
+    strings = [NB201.arch(i) for i in range(NB201.size())]
+    assert len(set(strings)) == NB201.size() == 5 ** 6
     assert all(NB201.index(s) == i for i, s in enumerate(strings))
     assert all(NB201.genotype(i) == NB201.genotype(s) for i, s in enumerate(strings[:200]))
 
 
 def test_every_genotype_appears_once():
-    seen = {NB201.genotype(i) for i in range(NB201.size)}
+    seen = {NB201.genotype(i) for i in range(NB201.size())}
     assert seen == set(itertools.product(OPS, repeat=6))
 
 
 def test_representative_is_idempotent_and_minimal_in_its_class():
     classes: dict[str, list[int]] = {}
-    for i in range(NB201.size):
+    for i in range(NB201.size()):
         classes.setdefault(NB201.canonical(i), []).append(i)
     assert len(classes) == 6466
     for members in classes.values():
@@ -108,8 +108,8 @@ def _zero_output_by_paths(ops: tuple[str, ...]) -> bool:
 
 
 def test_zero_output_agrees_with_path_enumeration_everywhere():
-    flags = [NB201.is_zero_output(i) for i in range(NB201.size)]
-    assert flags == [_zero_output_by_paths(NB201.genotype(i)) for i in range(NB201.size)]
+    flags = [NB201.is_zero_output(i) for i in range(NB201.size())]
+    assert flags == [_zero_output_by_paths(NB201.genotype(i)) for i in range(NB201.size())]
     assert sum(flags) == 341
 
 
@@ -311,7 +311,7 @@ def test_cli_arch_without_data(no_data, capsys):
 
 def test_cli_arch_by_string_shows_its_class(no_data, capsys):
     arch = NB201.arch(25)
-    members = [i for i in range(NB201.size) if NB201.canonical(i) == NB201.canonical(25)]
+    members = [i for i in range(NB201.size()) if NB201.canonical(i) == NB201.canonical(25)]
     assert main(["arch", arch]) == 0
     out = capsys.readouterr().out
     assert f"representative          {min(members)}" in out

@@ -174,7 +174,7 @@ def test_config_validation_and_fgsm_rs_attack():
 
 
 def _fake_truth(values: np.ndarray) -> pd.DataFrame:
-    frame = pd.DataFrame({("cifar10", "pgd_8"): np.full(NB201.size, np.nan)})
+    frame = pd.DataFrame({("cifar10", "pgd_8"): np.full(NB201.size(), np.nan)})
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.loc[NB201.unique(), ("cifar10", "pgd_8")] = values
     return frame

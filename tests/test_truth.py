@@ -50,7 +50,7 @@ def _html_table(values) -> dict:
     order = list(range(18))
     random.Random(3).shuffle(order)  # the file's column order is arbitrary: mapping must go by label
     table: dict = {"": [labels[k] for k in order]}
-    for i in range(NB201.size):
+    for i in range(NB201.size()):
         rep = NB201.representative(i)
         table[str(i)] = [values[rep][COLUMNS[k]] for k in order] if rep == i else str(rep)
     return table
@@ -92,11 +92,11 @@ def _expected(values, index: int) -> list[float]:
 
 
 def _check_frame(frame: pd.DataFrame, values) -> None:
-    assert frame.shape == (NB201.size, 19)
-    assert frame.index.name == "index" and list(frame.index) == list(range(NB201.size))
+    assert frame.shape == (NB201.size(), 19)
+    assert frame.index.name == "index" and list(frame.index) == list(range(NB201.size()))
     assert list(frame.columns) == COLUMNS + [("arch", "representative")]
     assert frame[("arch", "representative")].nunique() == 6466
-    for i in [0, 25, 3, 1651, 13714, 15624] + random.Random(1).sample(range(NB201.size), 40):
+    for i in [0, 25, 3, 1651, 13714, 15624] + random.Random(1).sample(range(NB201.size()), 40):
         assert frame.loc[i, ("arch", "representative")] == NB201.representative(i)
         assert frame.loc[i, COLUMNS].tolist() == _expected(values, i)
 
@@ -247,14 +247,14 @@ def _write_nb201(root: Path, rows: list[list]) -> Path:
 def _nb201_rows() -> list[list]:
     rng = np.random.default_rng(2)
     return [[round(float(a), 3), round(float(b), 3), round(float(c), 3), NB201.arch(i), NB201.canonical(i)]
-            for i, (a, b, c) in enumerate(rng.uniform(0, 100, (NB201.size, 3)))]
+            for i, (a, b, c) in enumerate(rng.uniform(0, 100, (NB201.size(), 3)))]
 
 
 def test_nb201_csv_in_fractions(isolated):
     rows = _nb201_rows()
     _write_nb201(isolated, rows)
     frame = load_nb201(isolated)
-    assert frame.shape == (NB201.size, 4)
+    assert frame.shape == (NB201.size(), 4)
     assert list(frame.columns) == [(d, "clean") for d in DATASETS] + [("arch", "representative")]
     for i in [0, 13714, 15624, 777]:
         assert frame.loc[i, [(d, "clean") for d in DATASETS]].tolist() == pytest.approx(
@@ -297,7 +297,7 @@ def test_nb201_missing_column(isolated):
 @pytest.mark.data
 def test_real_nasrobbench201(data_dir):
     frame = load_nasrobbench201(data_dir)
-    assert frame.shape == (NB201.size, 19)
+    assert frame.shape == (NB201.size(), 19)
     assert frame[("arch", "representative")].nunique() == 6466
     assert frame.loc[13022, ("cifar10", "clean")] == pytest.approx(0.74317, abs=1e-5)
     reps = frame[frame[("arch", "representative")] == frame.index]
@@ -307,7 +307,7 @@ def test_real_nasrobbench201(data_dir):
     table = json.loads(text[text.index("=") + 1:])
     labels = table[""]
     names = {"imagenet": "ImageNet16-120", "val_acc": "clean", "autoattack": "autoattack"}
-    for i in random.Random(0).sample(range(NB201.size), 50):
+    for i in random.Random(0).sample(range(NB201.size()), 50):
         entry = table[str(i)]
         entry = table[entry] if isinstance(entry, str) else entry
         for label, value in zip(labels, entry):
@@ -319,10 +319,10 @@ def test_real_nasrobbench201(data_dir):
 @pytest.mark.data
 def test_real_nb201(data_dir):
     frame = load_nb201(data_dir)
-    assert frame.shape == (NB201.size, 4)
+    assert frame.shape == (NB201.size(), 4)
     with open(data_dir / "nasbench201" / "nb201_200ep_test_accuracy.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    for i in random.Random(0).sample(range(NB201.size), 50):
+    for i in random.Random(0).sample(range(NB201.size()), 50):
         assert frame.loc[i, ("cifar10", "clean")] == pytest.approx(float(rows[i]["CIFAR10TestAccuracy200Epochs"]) / 100)
         assert frame.loc[i, ("ImageNet16-120", "clean")] == pytest.approx(
             float(rows[i]["ImageNetTestAccuracy200Epochs"]) / 100)

@@ -22,10 +22,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _truth(values: dict[tuple[str, str], np.ndarray] | None = None, rng: np.random.Generator | None = None) -> pd.DataFrame:
     """A 15,625-row truth frame; isomorphs share their representative's value like the real loaders."""
     rng = rng or np.random.default_rng(0)
-    reps = np.array([NB201.representative(i) for i in range(NB201.size)])
-    columns = values or {(d, m): rng.random(NB201.size) for d in ("cifar10", "cifar100") for m in ("clean", "pgd_8")}
+    reps = np.array([NB201.representative(i) for i in range(NB201.size())])
+    columns = values or {(d, m): rng.random(NB201.size()) for d in ("cifar10", "cifar100") for m in ("clean", "pgd_8")}
     data = {key: np.asarray(col, dtype=float)[reps] for key, col in columns.items()}
-    frame = pd.DataFrame(data, index=pd.RangeIndex(NB201.size, name="index"))
+    frame = pd.DataFrame(data, index=pd.RangeIndex(NB201.size(), name="index"))
     frame[("arch", "representative")] = reps
     frame.columns = pd.MultiIndex.from_tuples(list(frame.columns), names=["dataset", "metric"])
     return frame
@@ -33,7 +33,7 @@ def _truth(values: dict[tuple[str, str], np.ndarray] | None = None, rng: np.rand
 
 def _isomorph_pair() -> tuple[int, int]:
     """A representative and another member of its class."""
-    for i in range(NB201.size):
+    for i in range(NB201.size()):
         r = NB201.representative(i)
         if r != i:
             return r, i
@@ -254,7 +254,7 @@ def test_correlate_rejects_bad_frames():
 
 def test_benchmark_agreement_on_synthetic_truth():
     rng = np.random.default_rng(4)
-    base = rng.random(NB201.size)
+    base = rng.random(NB201.size())
     rob = _truth({("cifar10", "clean"): base, ("cifar10", "pgd_8"): base ** 3,
                   ("cifar10", "fgsm_8"): -base})
     std = _truth({("cifar10", "clean"): base * 2})
@@ -367,7 +367,7 @@ def test_cli_correlate_usage_errors_exit_2(argv, message, capsys):
 
 
 def test_cli_correlate_rejects_bad_orientation_word(tmp_path, capsys):
-    truth = _truth({("cifar10", "pgd_8"): np.random.default_rng(0).random(NB201.size)})
+    truth = _truth({("cifar10", "pgd_8"): np.random.default_rng(0).random(NB201.size())})
     _store(tmp_path / "s.sqlite", truth, NB201.unique()[:5])
     assert main(["correlate", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o"),
                  "--orientation", "fake_loss=down"]) == 2
@@ -386,7 +386,7 @@ def test_correlate_rejects_text_scores():
 
 def test_compare_is_a_paired_kendall_difference_on_common_archs():
     rng = np.random.default_rng(4)
-    truth = _truth({("cifar10", "pgd_8"): rng.random(NB201.size)})
+    truth = _truth({("cifar10", "pgd_8"): rng.random(NB201.size())})
     reps = np.array(NB201.unique()[:120])
     y = truth[("cifar10", "pgd_8")].reindex(reps).to_numpy()
     good = y + 0.05 * rng.standard_normal(reps.size)

@@ -125,7 +125,7 @@ def _resolve_archs(archs: Iterable[int | str]) -> list[int]:
         try:
             out.append(NB201.resolve(a))
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"archs: {a!r} is not an NB201 index (0..{NB201.size - 1}) or arch string ({exc})") from None
+            raise ValueError(f"archs: {a!r} is not an NB201 index (0..{NB201.size() - 1}) or arch string ({exc})") from None
     return list(dict.fromkeys(out))
 
 

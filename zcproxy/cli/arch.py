@@ -22,7 +22,7 @@ def _resolve(text: str) -> int:
     if token.lstrip("-").isdigit():
         return NB201.resolve(int(token))
     if "~" not in token:
-        raise ValueError(f"{text!r} is neither an index 0..{NB201.size - 1} nor an arch string "
+        raise ValueError(f"{text!r} is neither an index 0..{NB201.size() - 1} nor an arch string "
                          "like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|skip_connect~0|none~1|nor_conv_1x1~2|")
     return NB201.index(token)
 
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"zcproxy arch: error: {exc}", file=sys.stderr)
         return 2
     rep = NB201.representative(index)
-    members = [i for i in range(NB201.size) if NB201.representative(i) == rep]
+    members = [i for i in range(NB201.size()) if NB201.representative(i) == rep]
     listed = ", ".join(map(str, members[:_MAX_LISTED])) + (", ..." if len(members) > _MAX_LISTED else "")
     model = NB201.build(index)
     facts = [

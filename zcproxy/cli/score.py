@@ -83,7 +83,7 @@ def _arch_token(token: str, where: str) -> int:
     try:
         return NB201.resolve(int(token)) if re.fullmatch(r"\d+", token) else NB201.index(token)
     except (ValueError, KeyError, IndexError, TypeError):
-        raise ValueError(f"--archs: {token!r} in {where} is neither an NB201 index 0..{NB201.size - 1} nor an "
+        raise ValueError(f"--archs: {token!r} in {where} is neither an NB201 index 0..{NB201.size() - 1} nor an "
                          "NB201 arch string like |nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|") from None
 
 
@@ -98,7 +98,7 @@ def parse_archs(spec: str, seed: int = 0) -> list[int]:
     if spec == "unique":
         return NB201.unique()
     if spec == "all":
-        return list(range(NB201.size))
+        return list(range(NB201.size()))
     if spec.startswith("sample:"):
         count = spec.partition(":")[2]
         unique = NB201.unique()

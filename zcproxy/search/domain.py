@@ -20,11 +20,11 @@ NUM_EDGES = 6
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(genotype op ids 15625x6, representative of each index, index of each base-5 genotype code)."""
     op_id = {op: k for k, op in enumerate(OPS)}
-    genotypes = np.array([[op_id[o] for o in NB201.genotype(i)] for i in range(NB201.size)], dtype=np.int64)
-    reps = np.array([NB201.representative(i) for i in range(NB201.size)], dtype=np.int64)
+    genotypes = np.array([[op_id[o] for o in NB201.genotype(i)] for i in range(NB201.size())], dtype=np.int64)
+    reps = np.array([NB201.representative(i) for i in range(NB201.size())], dtype=np.int64)
     codes = genotypes @ (len(OPS) ** np.arange(NUM_EDGES))
-    index_of_code = np.empty(NB201.size, dtype=np.int64)
-    index_of_code[codes] = np.arange(NB201.size)
+    index_of_code = np.empty(NB201.size(), dtype=np.int64)
+    index_of_code[codes] = np.arange(NB201.size())
     for table in (genotypes, reps, index_of_code):
         table.setflags(write=False)
     return genotypes, reps, index_of_code
@@ -61,7 +61,7 @@ class Domain:
                              "(is the store empty for this proxy and these settings?)")
         self.representatives: np.ndarray = allowed
         self.representatives.setflags(write=False)
-        mask = np.zeros(NB201.size, dtype=bool)
+        mask = np.zeros(NB201.size(), dtype=bool)
         mask[allowed] = True
         self._rep_allowed = mask
         self.index_allowed: np.ndarray = mask[reps]  # index i is usable when its representative is allowed
@@ -70,7 +70,7 @@ class Domain:
         return int(self.representatives.size)
 
     def __contains__(self, arch: object) -> bool:
-        return isinstance(arch, (int, np.integer)) and 0 <= int(arch) < NB201.size \
+        return isinstance(arch, (int, np.integer)) and 0 <= int(arch) < NB201.size() \
             and bool(self.index_allowed[int(arch)])
 
     @property

@@ -20,14 +20,14 @@ def build_frame(values: dict[tuple[str, str], np.ndarray]) -> pd.DataFrame:
     columns = list(values) + [REPRESENTATIVE]
     data = {key: np.asarray(col, dtype=np.float64) for key, col in values.items()}
     data[REPRESENTATIVE] = representatives()
-    frame = pd.DataFrame(data, index=pd.RangeIndex(NB201.size, name="index"))
+    frame = pd.DataFrame(data, index=pd.RangeIndex(NB201.size(), name="index"))
     frame.columns = pd.MultiIndex.from_tuples(columns, names=["dataset", "metric"])
     return frame
 
 
 def representatives() -> np.ndarray:
     """``NB201.representative(i)`` for every index, as an int64 array."""
-    return np.fromiter((NB201.representative(i) for i in range(NB201.size)), dtype=np.int64, count=NB201.size)
+    return np.fromiter((NB201.representative(i) for i in range(NB201.size())), dtype=np.int64, count=NB201.size())
 
 
 def check_fraction(path: Path, value: object, where: str) -> float:
@@ -46,6 +46,6 @@ def parse_id(path: Path, key: object) -> int:
         index = int(key)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise DataFormatError(f"{path}: architecture id {key!r} is not an integer") from None
-    if not 0 <= index < NB201.size or str(index) != str(key).strip():
-        raise DataFormatError(f"{path}: architecture id {key!r} is not a NAS-Bench-201 index 0..{NB201.size - 1}")
+    if not 0 <= index < NB201.size() or str(index) != str(key).strip():
+        raise DataFormatError(f"{path}: architecture id {key!r} is not a NAS-Bench-201 index 0..{NB201.size() - 1}")
     return index

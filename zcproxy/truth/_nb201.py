@@ -40,12 +40,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     needed = set(_COLUMNS) | {_ARCH_COLUMN}
     if not needed <= header:
         raise DataFormatError(f"{path}: columns {sorted(needed - header)} are missing (found {sorted(header)})")
-    if len(rows) != NB201.size:
+    if len(rows) != NB201.size():
         raise DataFormatError(
-            f"{path} has {len(rows)} data rows, expected {NB201.size} (one per NAS-Bench-201 index); "
+            f"{path} has {len(rows)} data rows, expected {NB201.size()} (one per NAS-Bench-201 index); "
             "the file is truncated or not the NAS-Bench-201 table"
         )
-    values = {key: np.empty(NB201.size) for key in DATASETS}
+    values = {key: np.empty(NB201.size()) for key in DATASETS}
     for index, row in enumerate(rows):
         if row[_ARCH_COLUMN] != NB201.arch(index):
             raise DataFormatError(

@@ -150,10 +150,10 @@ def _load_html(path: Path) -> pd.DataFrame:
 
 
 def _check_ids(path: Path, rows: dict[int, list[float]], pointers: dict[int, int]) -> None:
-    missing = [i for i in range(NB201.size) if i not in rows and i not in pointers]
+    missing = [i for i in range(NB201.size()) if i not in rows and i not in pointers]
     if missing:
         raise DataFormatError(
-            f"{path}: {len(missing)} of the {NB201.size} architecture ids are missing (first: {missing[:5]}); "
+            f"{path}: {len(missing)} of the {NB201.size()} architecture ids are missing (first: {missing[:5]}); "
             "the file is incomplete - download it again"
         )
     for index in rows:
@@ -224,7 +224,7 @@ def _load_full(path: Path) -> pd.DataFrame:
 
 def _full_column(path: Path, dataset: str, metric: str, keys: tuple[str, ...], entries: dict, reps: list[int]
                  ) -> np.ndarray:
-    column = np.full(NB201.size, np.nan)
+    column = np.full(NB201.size(), np.nan)
     found = 0
     for index in reps:
         entry = entries[index]

@@ -188,7 +188,7 @@ def dedupe_isomorphs(index: pd.Index | Sequence[int]) -> np.ndarray:
 
 @cache
 def _representatives() -> np.ndarray:
-    reps = np.fromiter((NB201.representative(i) for i in range(NB201.size)), dtype=np.int64, count=NB201.size)
+    reps = np.fromiter((NB201.representative(i) for i in range(NB201.size())), dtype=np.int64, count=NB201.size())
     reps.flags.writeable = False
     return reps
 
@@ -309,8 +309,8 @@ def _check_frame(scores: object, name: str) -> None:
             raise ValueError(f"score column(s) {text} are not numeric; pass proxy values (NaN = not scored)")
     if scores.index.has_duplicates:
         raise ValueError(f"{name} has duplicate arch indices {sorted(set(scores.index[scores.index.duplicated()]))[:5]}")
-    if len(scores.index) and (scores.index.min() < 0 or scores.index.max() >= NB201.size):
-        raise ValueError(f"{name} index must be NB201 indices 0..{NB201.size - 1}, "
+    if len(scores.index) and (scores.index.min() < 0 or scores.index.max() >= NB201.size()):
+        raise ValueError(f"{name} index must be NB201 indices 0..{NB201.size() - 1}, "
                          f"got range {scores.index.min()}..{scores.index.max()}")
 
 
