@@ -64,7 +64,8 @@ def test_key_normalises_text_and_structures():
 
 
 BAD = [
-    (KEY.replace("'sep_conv_3x3', 3", "'conv_7x7', 3"), r"normal pair 4 \(node 4\) has op 'conv_7x7'; the ops are none, skip_connect"),
+    (KEY.replace("'sep_conv_3x3', 3", "'conv_7x7', 3"),
+     r"normal pair 4 \(node 4\) has op 'conv_7x7'; the ops are none, skip_connect"),
     (KEY.replace("('avg_pool_3x3', 2)", "('avg_pool_3x3', 3)"), r"normal pair 2 \(node 3\) has input 3; .* 0\.\.2"),
     (KEY.replace("('sep_conv_5x5', 0)", "('sep_conv_5x5', -1)", 1), "normal pair 0 .* input -1"),
     (KEY.replace("[('sep_conv_5x5', 0), ", "[", 1), "the normal cell has 7 items"),
@@ -236,6 +237,16 @@ def test_parameter_count_by_hand():
     assert n_params(DartsSpace(C=2, stem=True).build(key)) == 726 - 40 + 174 + 64
 
 
+def test_darts_v2_evaluation_network_has_the_published_size():
+    # DARTS (second order) cell of Liu et al., ICLR 2019, genotypes.py; their train log: param size 3.349342 MB.
+    normal = (("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+              ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2))
+    reduce = (("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+              ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1))
+    model = DartsSpace(C=36, layers=20, stem=True, tied=False).build(to_string(normal, reduce))
+    assert n_params(model) == 3_349_342
+
+
 def test_same_seed_same_network():
     torch.manual_seed(11)
     a = DARTS.build(KEY).state_dict()
@@ -324,3 +335,22 @@ def test_valid_genotypes_round_trip(normal, reduce, quote, sep):
     assert UNTIED.representative(rep) == rep
     for node in range(4):
         assert UNTIED.representative(to_string(swap_node(normal, node), swap_node(reduce, 3 - node))) == rep
+
+
+structures = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 9) | st.floats() | st.sampled_from(OPS + ("x", "normal")),
+    lambda inner: st.lists(inner, max_size=9) | st.lists(inner, max_size=9).map(tuple)
+    | st.dictionaries(st.sampled_from(["normal", "reduce", "normal_concat", "reduce_concat", "other"]), inner),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(structures)
+def test_random_structures_raise_only_space_error(arch):
+    try:
+        key = UNTIED.key(arch)
+    except SpaceError as error:
+        assert "DARTS genotype" in str(error)
+    else:
+        assert UNTIED.key(key) == key

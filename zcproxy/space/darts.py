@@ -35,7 +35,12 @@ training images of 32 x 32 normalised by the CIFAR-10 mean/std):
   would let half of every key (and of every mutation) leave the network unchanged. ``key`` of an untied
   genotype raises; use ``DartsSpace(tied=False)`` for independent cells.
 - Ops and BN (affine everywhere, no BN after pools), Zero at stride 2, FactorizedReduce with padded shift:
-  as the SWAP/NAS-Bench-201 op definitions, which equal DARTS's evaluation ops on even sizes.
+  as the SWAP/NAS-Bench-201 op definitions, which equal DARTS's evaluation ops on even sizes. Check:
+  ``DartsSpace(C=36, layers=20, stem=True, tied=False)`` builds DARTS-V2 with 3,349,342 parameters, the
+  size DARTS reports for it (auxiliary head excluded).
+
+The 1,000 shipped architectures have 310 to 2,692 parameters (median 1,210) in the default network; two
+are degenerate (all paths pass ``none``) and are exactly the two trained to chance accuracy (10.2 %).
 
 Deviations: the network returns the classifier's logits (SWAP's forward returns the pooled 24 features and
 leaves its classifier unused; SWAP hooks ReLUs only, so its score is unchanged, and the parameter count
@@ -87,7 +92,8 @@ def _fail(arch: Any, problem: str) -> SpaceError:
 
 # ---- the tokenizer and parser: the genotype string as data ------------------------------------------
 
-_TOKEN = re.compile(r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>-?[0-9]+)|'(?P<sq>[^'\\\n]*)'|"(?P<dq>[^"\\\n]*)"|(?P<punct>[()\[\],=])""")
+_TOKEN = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>-?[0-9]+)"
+                    r"""|'(?P<sq>[^'\\\n]*)'|"(?P<dq>[^"\\\n]*)"|(?P<punct>[()\[\],=])""")
 _SPACE = re.compile(r"\s*")
 _MAX_DEPTH = 5
 _MAX_DIGITS = 6
