@@ -192,7 +192,7 @@ def test_bad_inputs_have_clear_errors():
         score(3, [])
     with pytest.raises(ValueError, match="out of range"):
         score(20000, ["params"])
-    with pytest.raises(ValueError, match="model_or_arch"):
+    with pytest.raises(ValueError, match="3.5 is not a NAS-Bench-201 architecture"):
         score(3.5, ["params"])
     with pytest.raises(ValueError, match="unknown dataset"):
         score(3, ["params"], dataset="mnist")

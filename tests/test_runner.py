@@ -131,7 +131,7 @@ def test_failing_proxy_keeps_other_results_and_is_retried(tmp_path, monkeypatch)
     assert wide["boom_odd"].dropna().to_dict() == {2: 2.0, 4: 4.0}
     with Store(store, readonly=True) as db:
         assert db.failures()[["arch", "proxy"]].values.tolist() == [[3, "boom_odd"], [5, "boom_odd"]]
-        assert db.pending(archs, runner.plan(["params", "boom_odd", "pair"], options={"k": 3})) == [3, 5]
+        assert db.pending(archs, runner.plan(["params", "boom_odd", "pair"], options={"k": 3})) == ["3", "5"]
 
     @proxy("boom_odd", reference="test", cost="static")
     def fixed(ctx):
@@ -142,7 +142,7 @@ def test_failing_proxy_keeps_other_results_and_is_retried(tmp_path, monkeypatch)
     original = runner._score_arch
     monkeypatch.setattr(runner, "_score_arch", lambda job, a, names: calls.append((a, list(names))) or original(job, a, names))
     retry = runner.run(archs, ["params", "boom_odd", "pair"], store=store, options={"k": 3}, progress=False)
-    assert calls == [(3, ["boom_odd"]), (5, ["boom_odd"])]  # only the missing proxy of the failed archs
+    assert calls == [("3", ["boom_odd"]), ("5", ["boom_odd"])]  # only the missing proxy of the failed archs
     assert retry.ok and retry.scored == 2 and retry.skipped == 2
     with Store(store, readonly=True) as db:
         assert db.failures().empty
@@ -257,7 +257,8 @@ def test_resume_after_sigkill_completes_every_arch_exactly_once(tmp_path):
     resumed = runner.run(list(range(total)), "params", store=store, progress=False)
     assert resumed.skipped == written and resumed.scored == total - written
     conn = sqlite3.connect(store)
-    counts = conn.execute("SELECT arch, COUNT(*) FROM scores GROUP BY arch ORDER BY arch").fetchall()
+    counts = conn.execute("SELECT CAST(arch AS INTEGER), COUNT(*) FROM scores GROUP BY arch "
+                          "ORDER BY CAST(arch AS INTEGER)").fetchall()
     conn.close()
     assert counts == [(a, 1) for a in range(total)]
     wide = pivot(load(store))

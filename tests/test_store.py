@@ -430,3 +430,19 @@ def test_store_under_a_file_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="results.txt is a file, not a folder"):
         Store(blocker / "sub" / "scores.sqlite")
     assert blocker.read_text() == "keep me"
+
+
+def test_lease_of_a_dead_process_on_this_host_is_void(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid now names no process
+    dead = f"{socket.gethostname()}:{child.pid}:x"
+    alive = f"{socket.gethostname()}:{os.getpid()}:y"
+    with Store(tmp_path / "s.sqlite") as s:
+        assert s.claim([1], "plan", dead, seconds=3600) == ["1"]
+        assert s.claim([2], "plan", alive, seconds=3600) == ["2"]
+        assert s.claim([1, 2], "plan", "other-host:1:z", seconds=60) == ["1"]

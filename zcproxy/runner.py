@@ -4,23 +4,28 @@
 stored under those settings, scores the rest with :func:`zcproxy.score` and writes each architecture's
 results in one transaction. Only the calling process writes the store; workers return results.
 A proxy that fails on an architecture is recorded as a failure (and retried on the next run) without
-losing the other proxies' results for that architecture.
+losing the other proxies' results for that architecture. Architectures are claimed in the store before
+they are scored (a lease per architecture and plan, released when done, void once it expires or its
+process is gone), so several runs on one store split the work instead of repeating it.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import multiprocessing
 import os
+import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import proxies as _proxies
 from . import scoring
-from .errors import ProxyError
-from .space import NB201
+from .errors import SpaceError
+from .space import DEFAULT_SPACE, SearchSpace, get_space, label
 from .store import Store, settings_hash
 
 __all__ = ["run", "RunSummary", "shard_archs", "plan", "BACKENDS"]
@@ -30,12 +35,14 @@ BACKENDS = ("local", "ray")
 
 @dataclass
 class RunSummary:
-    """Outcome of :func:`run`. ``failed`` maps arch -> {proxy: error message}."""
+    """Outcome of :func:`run`. ``failed`` maps arch -> {proxy: error message}; ``elsewhere`` counts archs
+    another live run held (it scores them)."""
 
     store: str
     archs: int = 0
     skipped: int = 0
     scored: int = 0
+    elsewhere: int = 0
     failed: dict[int, dict[str, str]] = field(default_factory=dict)
     proxy_seconds: dict[str, list[float]] = field(default_factory=dict)
     wall_seconds: float = 0.0
@@ -60,6 +67,7 @@ class RunSummary:
 class _Job:
     """Everything a worker needs to score one architecture (picklable)."""
 
+    space: SearchSpace
     dataset: str
     seed: int
     batch_size: int
@@ -73,7 +81,7 @@ class _Job:
 
 @dataclass(frozen=True)
 class _Outcome:
-    arch: int
+    arch: str
     results: dict[str, scoring.ProxyResult]
     failures: dict[str, str]  # proxy -> message
 
@@ -81,10 +89,11 @@ class _Outcome:
 # ------------------------------------------------------------------------------------------- planning
 
 
-def shard_archs(archs: Iterable[int], index: int, count: int) -> list[int]:
+def shard_archs(archs: Iterable, index: int, count: int) -> list:
     """Shard ``index`` of ``count`` (0-based): the sorted distinct archs at positions ``p % count == index``.
 
     The shards of one arch list are disjoint and together cover it, whatever machine computes them.
+    (Keys are sorted by :func:`zcproxy.space.label`: decimal keys numerically.)
     """
     for name, value in (("shard index", index), ("shard count", count)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -92,19 +101,27 @@ def shard_archs(archs: Iterable[int], index: int, count: int) -> list[int]:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard must be i/n with 0 <= i < n (0-based, e.g. $SLURM_ARRAY_TASK_ID/{max(count, 1)}), "
                          f"got {index}/{count}")
-    return sorted(set(archs))[index::count]
+    return sorted(set(archs), key=_sort_key)[index::count]
+
+
+def _sort_key(key: object) -> tuple:
+    value = label(key) if isinstance(key, str) else key
+    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
 
 
 def plan(proxies: str | Sequence[str], *, dataset: str = "cifar10", seed: int = 0, batch_size: int = 64,
-         stand_in: bool = False, options: Mapping[str, Any] | None = None) -> dict[str, str]:
+         stand_in: bool = False, options: Mapping[str, Any] | None = None,
+         space: str | SearchSpace = DEFAULT_SPACE) -> dict[str, str]:
     """``{proxy output: settings hash}`` that scoring with these arguments will store.
 
     ``stand_in`` must be the effective value (whether stand-in images were really used).
     """
+    space_settings = get_space(space).settings()
     out: dict[str, str] = {}
     for s in scoring.resolve_proxies(proxies):
         digest = settings_hash(scoring.planned_settings(s.name, dataset=dataset, seed=seed, batch_size=batch_size,
-                                                        stand_in=stand_in, **dict(options or {})))
+                                                        stand_in=stand_in, space_settings=space_settings,
+                                                        **dict(options or {})))
         out.update({o: digest for o in s.outputs})
     return out
 
@@ -117,16 +134,16 @@ def _check_options(specs: Sequence[_proxies.ProxySpec], options: Mapping[str, An
                          f"known options: {sorted(known) or 'none'}")
 
 
-def _resolve_archs(archs: Iterable[int | str]) -> list[int]:
+def _resolve_archs(archs: Iterable[Any], space: SearchSpace) -> list[str]:
     if isinstance(archs, (str, int)):
-        raise ValueError(f"archs must be a list of NB201 indices or arch strings, got {archs!r}")
-    out = []
+        raise ValueError(f"archs must be a list of architectures of search space {space.name!r}, got {archs!r}")
+    keys = []
     for a in archs:
         try:
-            out.append(NB201.resolve(a))
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"archs: {a!r} is not an NB201 index (0..{NB201.size() - 1}) or arch string ({exc})") from None
-    return list(dict.fromkeys(out))
+            keys.append(space.key(a))
+        except ValueError as exc:
+            raise SpaceError(f"archs: {exc}") from None
+    return list(dict.fromkeys(keys))
 
 
 # ------------------------------------------------------------------------------------------- scoring
@@ -140,26 +157,18 @@ def _proxy_batch(dataset: str, n: int, seed: int, stand_in: bool, data_dir: str 
     return proxy_batch(dataset, n=n, seed=seed, stand_in=stand_in, data_dir=data_dir)
 
 
-def _score_arch(job: _Job, arch: int, proxy_names: Sequence[str]) -> _Outcome:
-    """Score ``arch`` with ``proxy_names``; a failing proxy is recorded and the rest are rescored without it."""
-    remaining = list(proxy_names)
-    specs = {n: _proxies.spec(n) for n in remaining}
-    failures: dict[str, str] = {}
+def _score_arch(job: _Job, arch: str, proxy_names: Sequence[str]) -> _Outcome:
+    """Score ``arch`` with ``proxy_names``; failed proxies are returned as failures, the rest as results."""
+    specs = {n: _proxies.spec(n) for n in proxy_names}
     batch = None
-    if any(specs[n].needs for n in remaining):
+    if any(s.needs for s in specs.values()):
         batch = _proxy_batch(job.dataset, job.batch_size, job.seed, job.stand_in, job.data_dir)
-    while remaining:
-        options = {k: v for k, v in job.options.items() if any(k in specs[n].defaults for n in remaining)}
-        try:
-            results = scoring.score(arch, remaining, batch=batch, dataset=job.dataset, seed=job.seed,
-                                    device=job.device, batch_size=job.batch_size, stand_in=job.stand_in,
-                                    data_dir=job.data_dir, **options)
-            return _Outcome(arch, results, failures)
-        except ProxyError as exc:
-            name = exc.proxy if exc.proxy in remaining else remaining[0]
-            failures[name] = str(exc)
-            remaining.remove(name)
-    return _Outcome(arch, {}, failures)
+    options = {k: v for k, v in job.options.items() if any(k in s.defaults for s in specs.values())}
+    results = scoring.score(arch, list(proxy_names), batch=batch, dataset=job.dataset, seed=job.seed,
+                            device=job.device, batch_size=job.batch_size, stand_in=job.stand_in,
+                            data_dir=job.data_dir, space=job.space, **options)
+    failures = {r.settings["proxy"]: r.error or "failed" for r in results.values() if r.failed}
+    return _Outcome(arch, {o: r for o, r in results.items() if not r.failed}, failures)
 
 
 def _score_chunk(job: _Job, work: Sequence[tuple[int, Sequence[str]]]) -> list[_Outcome]:
@@ -186,7 +195,7 @@ def _cores() -> int:
 # ------------------------------------------------------------------------------------------ executors
 
 
-def _run_inline(job: _Job, work: list[tuple[int, list[str]]], sink: Callable[[_Outcome], None]) -> None:
+def _run_inline(job: _Job, work: Iterable[tuple[str, list[str]]], sink: Callable[[_Outcome], None]) -> None:
     import torch
 
     before = torch.get_num_threads()
@@ -199,7 +208,7 @@ def _run_inline(job: _Job, work: list[tuple[int, list[str]]], sink: Callable[[_O
         torch.set_num_threads(before)
 
 
-def _run_processes(job: _Job, work: list[tuple[int, list[str]]], workers: int,
+def _run_processes(job: _Job, work: Iterable[tuple[str, list[str]]], workers: int,
                    sink: Callable[[_Outcome], None]) -> None:
     threads = job.threads or max(1, _cores() // workers)
     context = multiprocessing.get_context("spawn")
@@ -225,7 +234,7 @@ def _run_processes(job: _Job, work: list[tuple[int, list[str]]], workers: int,
             raise
 
 
-def _run_ray(job: _Job, work: list[tuple[int, list[str]]], chunk_size: int,
+def _run_ray(job: _Job, work: list[tuple[str, list[str]]], chunk_size: int,
              sink: Callable[[_Outcome], None]) -> None:
     try:
         import ray
@@ -273,7 +282,8 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
         dataset: str = "cifar10", seed: int = 0, batch_size: int = 64, stand_in: bool = False,
         device: str = "cpu", workers: int = 1, shard: tuple[int, int] | None = None, backend: str = "local",
         data_dir: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None,
-        progress: bool = True, chunk_size: int = 8, threads: int | None = None) -> RunSummary:
+        progress: bool = True, chunk_size: int = 8, threads: int | None = None,
+        space: str | SearchSpace = DEFAULT_SPACE, lease_seconds: float = 3600.0) -> RunSummary:
     """Score ``archs`` with ``proxies`` into the SQLite ``store``, resuming where an earlier run stopped.
 
     ``workers`` local processes (spawned; each with ``threads`` torch threads, default
@@ -283,6 +293,9 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
     scores only the i-th of n disjoint parts (see :func:`shard_archs`). At equal ``threads`` the values
     are bit-identical whatever ``workers``, ``shard`` or backend; a different torch thread count may change
     the last bits of backward-pass proxies (floating-point reduction order).
+    ``space`` names the search space of ``archs`` (any form it resolves); its ``settings()`` are part of
+    every stored result. Each architecture is leased in the store while it is scored (``lease_seconds``;
+    a lease of a process gone from this host is void at once), so concurrent runs split the work.
     Returns a :class:`RunSummary`; failed proxies are listed there and in the store's failures table.
     """
     start = time.perf_counter()
@@ -305,7 +318,8 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
     specs = scoring.resolve_proxies(proxies)
     _check_options(specs, options)
-    selected = _resolve_archs(archs)
+    sp = get_space(space)
+    selected = _resolve_archs(archs, sp)
     if shard is not None:
         if not isinstance(shard, (tuple, list)) or len(shard) != 2:
             raise ValueError(f"shard must be a pair (i, n), got {shard!r}")
@@ -318,27 +332,42 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
         effective_stand_in = bool(batch.meta.get("stand_in", stand_in))
     names = [s.name for s in specs]
     output_hash = plan(names, dataset=dataset, seed=seed, batch_size=batch_size, stand_in=effective_stand_in,
-                       options=options)
+                       options=options, space=sp)
     proxy_hash = {s.name: output_hash[s.outputs[0]] for s in specs}
     owner = {o: s.name for s in specs for o in s.outputs}
-    job = _Job(dataset=dataset, seed=seed, batch_size=batch_size, stand_in=bool(stand_in), device=device,
+    job = _Job(space=sp, dataset=dataset, seed=seed, batch_size=batch_size, stand_in=bool(stand_in), device=device,
                data_dir=data_path, options=options, proxy_hash=proxy_hash, threads=threads)
 
     summary = RunSummary(store=str(store), archs=len(selected))
+    plan_id = hashlib.sha256(repr((sp.name, sorted(output_hash.items()))).encode()).hexdigest()[:16]
+    me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with Store(store) as db:
-        missing = db.missing(selected, output_hash)
+        missing = db.missing(selected, output_hash, space=sp.name)
         summary.skipped = len(selected) - len(missing)
         work = [(a, [n for n in names if any(owner[o] == n for o in outs)]) for a, outs in missing.items()]
         bar = _progress(len(work), progress)
+        held: list[tuple[str, list[str]]] = []
+        leased: set[str] = set()
+
+        def claimed(items: Iterable[tuple[str, list[str]]]):
+            """Yield the items this run could lease; keep the others in ``held``."""
+            for arch, arch_names in items:
+                if db.claim([arch], plan_id, me, seconds=lease_seconds, space=sp.name):
+                    leased.add(arch)
+                    yield arch, arch_names
+                else:
+                    held.append((arch, arch_names))
 
         def sink(outcome: _Outcome) -> None:
             for output, result in outcome.results.items():
                 if settings_hash(result.settings) != output_hash[output]:
                     raise RuntimeError(f"internal error: {output!r} on arch {outcome.arch} was scored with settings "
                                        f"{result.settings}, which differ from the planned ones")
-            db.put(outcome.arch, outcome.results, device=device)
+            db.put(outcome.arch, outcome.results, device=device, space=sp.name)
             for proxy, message in outcome.failures.items():
-                db.put_failure(outcome.arch, proxy, proxy_hash[proxy], message)
+                db.put_failure(outcome.arch, proxy, proxy_hash[proxy], message, space=sp.name)
+            db.release([outcome.arch], plan_id, me, space=sp.name)
+            leased.discard(outcome.arch)
             seen = set()
             for result in outcome.results.values():
                 name = result.settings.get("proxy")
@@ -346,7 +375,7 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
                     seen.add(name)
                     summary.proxy_seconds.setdefault(name, []).append(result.seconds)
             if outcome.failures:
-                summary.failed[outcome.arch] = dict(outcome.failures)
+                summary.failed[label(outcome.arch)] = dict(outcome.failures)
             else:
                 summary.scored += 1
             if progress:
@@ -356,15 +385,26 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
                 bar.update(1)
 
         try:
-            if not work:
-                pass
-            elif backend == "ray":
-                _run_ray(job, work, chunk_size, sink)
-            elif workers == 1:
-                _run_inline(job, work, sink)
-            else:
-                _run_processes(job, work, workers, sink)
+            pending = work
+            while pending:
+                held = []
+                if backend == "ray":
+                    _run_ray(job, list(claimed(pending)), chunk_size, sink)
+                elif workers == 1:
+                    _run_inline(job, claimed(pending), sink)
+                else:
+                    _run_processes(job, claimed(pending), workers, sink)
+                # archs another run held: done by now, still held (left to it), or free again (its process died)
+                lacking = db.missing([a for a, _ in held], output_hash, space=sp.name)
+                pending = [(a, n) for a, n in held if a in lacking]
+                before = len(pending)
+                pending = [(a, n) for a, n in pending
+                           if db.claim([a], plan_id, me, seconds=0.0, space=sp.name)]  # probe: claimable now?
+                summary.elsewhere = before - len(pending)
+                bar.update(len(held) - before)
         finally:
+            if leased:
+                db.release(sorted(leased), plan_id, me, space=sp.name)
             bar.close()
     summary.wall_seconds = time.perf_counter() - start
     return summary

@@ -5,7 +5,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -13,7 +13,8 @@ from torch import nn
 from . import proxies as _proxies
 from ._datasets import dataset_info
 from .errors import ProxyError
-from .space import NB201
+from .space import DEFAULT_SPACE, SearchSpace, get_space
+from .space import label as _key_label
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,15 @@ def resolve_proxies(proxies: str | Iterable[str]) -> list[_proxies.ProxySpec]:
     return [_proxies.spec(n) for n in dict.fromkeys(names)]
 
 
-def build_model(arch: int | str, dataset: str, seed: int) -> nn.Module:
-    """NB201 network for ``dataset`` initialised from ``seed`` without touching the global RNG."""
+def build_model(arch: int | str, dataset: str, seed: int, space: str | SearchSpace = DEFAULT_SPACE) -> nn.Module:
+    """The network of ``arch`` in ``space`` for ``dataset``, initialised from ``seed`` without touching the
+    global RNG."""
     info = dataset_info(dataset)
+    sp = get_space(space)
+    key = sp.key(arch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return NB201.build(arch, num_classes=info.num_classes, dataset=info.name)
+        return sp.build(key, num_classes=info.num_classes, dataset=info.name)
 
 
 def _as_batch(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
@@ -76,21 +80,26 @@ def _as_batch(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Ten
     return x.to(device=device, dtype=torch.float32), (None if y is None else y.to(device=device, dtype=torch.long)), meta
 
 
-def _arch_of(model_or_arch: Any) -> tuple[nn.Module | None, int | str | None]:
+def _arch_of(model_or_arch: Any, space: SearchSpace) -> tuple[nn.Module | None, str | None]:
+    """(the model when one was given, else None; the canonical key in ``space``, or the model's own name)."""
     if isinstance(model_or_arch, nn.Module):
         index = getattr(model_or_arch, "index", None)
         return model_or_arch, index if isinstance(index, int) else getattr(model_or_arch, "arch", None)
-    if isinstance(model_or_arch, (int, str)) and not isinstance(model_or_arch, bool):
-        return None, NB201.resolve(model_or_arch)
-    raise ValueError(f"model_or_arch must be an nn.Module, an NB201 index or an arch string, got {model_or_arch!r}")
+    if isinstance(model_or_arch, bool) or model_or_arch is None:
+        raise ValueError(f"model_or_arch must be an nn.Module or an architecture of search space {space.name!r}, "
+                         f"got {model_or_arch!r}")
+    return None, space.key(model_or_arch)
 
 
 def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, batch_size: int | None = 64,
-                     stand_in: bool = False, **options: Any) -> dict[str, Any]:
+                     stand_in: bool = False, space_settings: Mapping[str, Any] | None = None,
+                     **options: Any) -> dict[str, Any]:
     """The settings ``score()`` records for ``proxy``: everything that changes its value.
 
     Proxies that read no data record ``batch_size=None`` and ``stand_in=False``. Options the proxy does
-    not take are ignored; missing ones take the proxy's defaults. The device is not part of the settings.
+    not take are ignored; missing ones take the proxy's defaults. ``space_settings`` (the search space's
+    ``settings()``: its name and macro options; NB201 records none) are added. The device is not part
+    of the settings.
     """
     s = _proxies.spec(proxy)
     uses_data = bool(s.needs)
@@ -101,17 +110,23 @@ def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, bat
         "bn": s.bn, "dtype": str(s.dtype).replace("torch.", ""),
     }
     out.update({k: options.get(k, v) for k, v in s.defaults.items()})
+    clash = sorted(set(space_settings or {}) & set(out))
+    if clash:
+        raise ValueError(f"search-space settings {clash} clash with proxy settings of the same name; rename them "
+                         "in the space's settings()")
+    out.update(dict(space_settings or {}))
     return out
 
 
 def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "all", batch: Any = None,
           dataset: str = "cifar10", seed: int = 0, device: str | torch.device = "cpu", *,
           batch_size: int = 64, stand_in: bool = False, data_dir: str | None = None, strict: bool = False,
-          **options: Any) -> dict[str, ProxyResult]:
+          space: str | SearchSpace = DEFAULT_SPACE, **options: Any) -> dict[str, ProxyResult]:
     """Score an architecture with zero-cost proxies.
 
-    ``model_or_arch`` is a model (never modified) or an NB201 index / arch string (built for ``dataset``
-    with weights initialised from ``seed``). ``batch`` defaults to ``batch_size`` seeded images of
+    ``model_or_arch`` is a model (never modified) or an architecture of ``space`` in any form the space
+    resolves (NB201: index or arch string; DARTS: genotype string), built for ``dataset`` with weights
+    initialised from ``seed``; the space's ``settings()`` are recorded in every result. ``batch`` defaults to ``batch_size`` seeded images of
     ``dataset`` (``stand_in=True`` uses CIFAR-10 images where the dataset's own are absent).
     ``options`` override proxy defaults (e.g. ``eps=3/255``, ``beta=0.5``); unknown options raise.
     Returns one :class:`ProxyResult` per proxy output, keyed by output name. A proxy that fails (an
@@ -127,10 +142,16 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for proxies {[s.name for s in specs]}; "
                          f"known options: {sorted(known) or 'none'}")
-    model, arch = _arch_of(model_or_arch)
+    sp = get_space(space)
+    model, key = _arch_of(model_or_arch, sp)
+    space_settings: dict[str, Any] = {}
+    zero_output = False
+    arch = key
     if model is None:
-        model = build_model(arch, info.name, seed)
-    zero_output = isinstance(arch, int) and NB201.is_zero_output(arch)
+        model = build_model(key, info.name, seed, sp)
+        space_settings = dict(sp.settings())
+        zero_output = bool(sp.is_degenerate(key))
+        arch = _key_label(key)
 
     x = y = None
     batch_meta: dict[str, Any] = {}
@@ -176,7 +197,7 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
         if nonfinite:
             flags.add("nonfinite_output")
         settings = planned_settings(s.name, dataset=info.name, seed=seed, batch_size=n, stand_in=stand,
-                                    **ctx.options)
+                                    space_settings=space_settings, **ctx.options)
         for name in s.outputs:
             results[name] = ProxyResult(values[name], seconds, dict(settings), frozenset(flags), s.orientation[name],
                                         None if error is None else str(error))

@@ -19,6 +19,7 @@ import json
 import math
 import operator
 import os
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -340,15 +341,17 @@ class Store:
         """Lease up to ``limit`` of ``archs`` (in order) for ``owner`` under the plan id ``plan``.
 
         An arch is claimable when no live lease of another owner holds it; a lease expires ``seconds``
-        after it was taken (a process killed with -9 leaves a lease that expires), so concurrent runs on
-        one store split the work and none is lost. Returns the claimed keys.
+        after it was taken, and at once when ``owner`` (``host:pid:...``) names a process of this host that
+        is gone (killed with -9), so concurrent runs on one store split the work and none is lost.
+        Returns the claimed keys.
         """
         space = _check_space_name(space)
         now = time.time()
         claimed: list[str] = []
         with self._write() as conn:
-            held = {a for (a,) in conn.execute("SELECT arch FROM leases WHERE space = ? AND plan = ? AND owner != ? "
-                                               "AND expires > ?", (space, plan, owner, now))}
+            held = {a for a, other in conn.execute("SELECT arch, owner FROM leases WHERE space = ? AND plan = ? AND "
+                                                   "owner != ? AND expires > ?", (space, plan, owner, now))
+                    if _owner_alive(other)}
             for arch in archs:
                 key = _check_key(arch)
                 if key in held or key in claimed:
@@ -453,6 +456,21 @@ def _check_key(arch: object) -> str:
             return str(index)
     raise ValueError(f"arch must be a canonical architecture key (a non-empty string without surrounding "
                      f"spaces, or a non-negative int), got {arch!r}; resolve user forms with space.key(...)")
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only when ``owner`` (``host:pid:...``) names a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_space_name(space: object) -> str:
