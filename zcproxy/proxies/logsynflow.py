@@ -1,0 +1,42 @@
+"""logsynflow: SynFlow with log-compressed gradients (Cavagnero et al., FreeREA, WACV 2023)."""
+from __future__ import annotations
+
+import torch
+
+from .._datasets import dataset_info
+from ._common import strip_input_normalization
+from ._hooks import replace_batchnorm, weighted_layers
+from ._registry import ProxyContext, proxy
+
+
+@proxy("logsynflow", bn="eval", dtype=torch.float64, higher_is_better=True, cost="backward",
+       reference="Cavagnero et al., WACV 2023 (FreeREA), NiccoloCavagnero/FreeREA metrics/synflow.py")
+def logsynflow(ctx: ProxyContext) -> float:
+    """``sum_l sum |theta_l * log(1 + dR/dtheta_l)|`` over Conv2d / Linear weights, ``R = sum f(1; |theta|)``.
+
+    As the FreeREA reference (``compute_synflow_per_weight`` with ``remap='log'``): a float64 copy whose
+    every parameter is replaced by its absolute value, BatchNorm layers bypassed (identity), one all-ones
+    input of shape 1 x 3 x S x S (S = the dataset's image size; the reference takes the shape of its
+    batch), and the gradient of the summed output with respect to each weight compressed by
+    ``log(g + 1)`` before the product with the weight. The input-normalisation layer is stripped (the
+    reference networks have none), exactly as our ``synflow``. Deviation: none beyond the shared
+    SynFlow conventions (the reference's train mode only matters for the bypassed BatchNorm). A network
+    whose output does not depend on its input scores 0 and is flagged ``degenerate``.
+    """
+    model = ctx.model_copy(bn="eval", dtype=torch.float64)
+    strip_input_normalization(model)
+    replace_batchnorm(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    size = dataset_info(ctx.dataset).image_size
+    ones = torch.ones(1, 3, size, size, dtype=torch.float64, device=ctx.device)
+    weights = [m.weight for _, m in weighted_layers(model)]
+    if not weights:
+        raise ValueError("logsynflow needs at least one Conv2d or Linear layer; the model has none")
+    grads = torch.autograd.grad(model(ones).sum(), weights, allow_unused=True)
+    total = sum((w.detach() * torch.log1p(g)).abs().sum() for w, g in zip(weights, grads) if g is not None)
+    value = float(total)
+    if value == 0.0:
+        ctx.flag("degenerate")
+    return value
