@@ -14,7 +14,8 @@ from zcproxy.validate.ensemble import Ensemble, cross_validated, fit_ensemble, o
 
 def _truth(acc: np.ndarray) -> pd.DataFrame:
     reps = np.array([NB201.representative(i) for i in range(NB201.size())])
-    frame = pd.DataFrame({("cifar10", "pgd_8"): acc[reps]}, index=pd.RangeIndex(NB201.size()))
+    frame = pd.DataFrame({("cifar10", "pgd_8"): acc[reps], ("arch", "representative"): reps},
+                         index=pd.RangeIndex(NB201.size()))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
 

@@ -192,8 +192,24 @@ def test_representatives_only_drops_isomorph_duplicates():
 
 def test_dedupe_isomorphs_prefers_the_representative():
     rep, twin = _isomorph_pair()
-    assert dedupe_isomorphs([twin, rep]).tolist() == [rep]
-    assert dedupe_isomorphs([twin]).tolist() == [twin]
+    classes = _truth()[("arch", "representative")]
+    assert dedupe_isomorphs([twin, rep], classes).tolist() == [rep]
+    assert dedupe_isomorphs([twin], classes).tolist() == [twin]
+    assert dedupe_isomorphs([twin, rep], pd.Series(dtype="int64")).tolist() == [rep, twin]  # no classes known
+
+
+def test_correlate_accepts_string_keys_with_their_own_classes():
+    keys = [f"g{i:02d}" for i in range(30)]
+    rng = np.random.default_rng(1)
+    acc = rng.random(30)
+    truth = pd.DataFrame({("cifar10", "clean"): acc, ("arch", "representative"): keys}, index=keys)
+    truth.columns = pd.MultiIndex.from_tuples(list(truth.columns), names=["dataset", "metric"])
+    truth.loc["g01", ("arch", "representative")] = "g00"  # g01 is an isomorph of g00
+    truth.loc["g01", ("cifar10", "clean")] = acc[0]
+    scores = pd.DataFrame({"oracle": truth[("cifar10", "clean")].to_numpy()}, index=keys)
+    scores.loc["g01", "oracle"] = -5.0  # the twin disagrees; deduplication must drop it
+    row = correlate(scores, truth, orientation={"oracle": True}, bootstrap=0).iloc[0]
+    assert row["n"] == 29 and row["kendall"] == pytest.approx(1.0)
 
 
 def test_missing_and_degenerate_are_counted_and_left_out():
@@ -243,8 +259,8 @@ def test_correlate_rejects_bad_frames():
     truth = _truth()
     with pytest.raises(ValueError, match="empty"):
         correlate(pd.DataFrame(index=pd.Index([], dtype="int64")), truth)
-    with pytest.raises(ValueError, match="integers"):
-        correlate(pd.DataFrame({"p": [1.0]}, index=["a"]), truth, orientation={"p": True})
+    with pytest.raises(ValueError, match="architecture labels"):
+        correlate(pd.DataFrame({"p": [1.0]}, index=[0.5]), truth, orientation={"p": True})
     with pytest.raises(ValueError, match="dataset, metric"):
         correlate(_scores([0, 1, 2], p=[1.0, 2, 3]), pd.DataFrame({"x": [1.0]}), orientation={"p": True})
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
 
 import numpy as np
 import pandas as pd
 
-from ..space import NB201
+from ..truth import REPRESENTATIVE
 from ..truth import ROBUST_METRICS as ACCURACY_METRICS
 from . import _stats
 
@@ -28,7 +27,7 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
               confidence: float = 0.95) -> pd.DataFrame:
     """Rank agreement of every score column with every (dataset, metric) truth column.
 
-    ``scores``: index = NB201 arch index, one column per proxy output (NaN = not scored; +-inf or a
+    ``scores``: index = architecture label (NB201 index, DARTS key, ...), one column per proxy output (NaN = not scored; +-inf or a
     ``flags`` entry containing "degenerate" = degenerate, counted and left out). ``truth``: index = arch
     index, columns (dataset, metric). ``orientation`` maps column -> higher_is_better for columns that are
     not registered proxy outputs (or to override the registry).
@@ -64,7 +63,7 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
             score_cache: dict = {}
             for metric in (m for d, m in targets if d == dataset):
                 target = truth[(dataset, metric)].astype(np.float64)
-                chosen, missing = _evaluation_rows(values, target, representatives_only)
+                chosen, missing = _evaluation_rows(values, target, representatives_only, truth[REPRESENTATIVE])
                 bad = (degenerate_mask[column].reindex(chosen).to_numpy()
                        | ~np.isfinite(values.reindex(chosen).to_numpy()))
                 keep = chosen[~bad]
@@ -72,7 +71,7 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
                 y = target.reindex(keep).to_numpy()
                 row = {"proxy": column, "dataset": dataset, "metric": metric, "n": int(keep.size),
                        "missing": int(missing), "degenerate": int(bad.sum())}
-                key = keep.tobytes()
+                key = keep.tobytes() if keep.dtype != object else tuple(keep.tolist())
                 if truth_cache.get(metric, (None,))[0] != key:
                     truth_cache[metric] = (key, {})
                 row.update(resamples.statistics(x, y, score_cache.setdefault(key, {}), truth_cache[metric][1],
@@ -107,7 +106,7 @@ def compare(scores: pd.DataFrame, truth: pd.DataFrame, first: str, second: str, 
     both = scores[[first, second]].astype(np.float64)
     both = both[np.isfinite(both.to_numpy()).all(axis=1)]
     target = truth[(dataset, metric)].astype(np.float64)
-    chosen, _ = _evaluation_rows(both[first], target, representatives_only)
+    chosen, _ = _evaluation_rows(both[first], target, representatives_only, truth[REPRESENTATIVE])
     y = target.reindex(chosen).to_numpy()
     out = {"n": int(chosen.size)}
     if chosen.size < _MIN_POINTS:
@@ -172,13 +171,14 @@ def truth_columns(truth: pd.DataFrame, datasets: Sequence[str] | None = None,
     return selected
 
 
-def dedupe_isomorphs(index: pd.Index | Sequence[int]) -> np.ndarray:
+def dedupe_isomorphs(index: pd.Index | Sequence, representative: pd.Series) -> np.ndarray:
     """One arch per isomorphism class, in class order: the representative if present, else the
-    smallest present member."""
-    arch = np.unique(np.asarray(index, dtype=np.int64))
+    smallest present member. ``representative`` maps each arch label to its class representative (the
+    ``("arch", "representative")`` column of a truth table); an arch it lacks is its own class."""
+    arch = np.unique(np.asarray(index))
     if arch.size == 0:
         return arch
-    reps = _representatives()[arch]
+    reps = _classes(arch, representative)
     is_rep = reps == arch
     order = np.lexsort((arch, ~is_rep, reps))
     first = np.ones(order.size, dtype=bool)
@@ -186,22 +186,28 @@ def dedupe_isomorphs(index: pd.Index | Sequence[int]) -> np.ndarray:
     return arch[order][first]
 
 
-@cache
-def _representatives() -> np.ndarray:
-    reps = np.fromiter((NB201.representative(i) for i in range(NB201.size())), dtype=np.int64, count=NB201.size())
-    reps.flags.writeable = False
-    return reps
+def _classes(arch: np.ndarray, representative: pd.Series) -> np.ndarray:
+    """The representative of each arch (the arch itself where ``representative`` has none)."""
+    if not isinstance(representative, pd.Series):
+        raise ValueError("representative must be a pandas Series mapping arch -> its class representative "
+                         f"(truth[('arch', 'representative')]), got {type(representative).__name__}")
+    reps = representative.reindex(arch)
+    known = reps.notna().to_numpy()
+    out = arch.copy()
+    out[known] = reps.to_numpy()[known].astype(arch.dtype)
+    return out
 
 
-def _evaluation_rows(values: pd.Series, target: pd.Series, representatives_only: bool) -> tuple[np.ndarray, int]:
+def _evaluation_rows(values: pd.Series, target: pd.Series, representatives_only: bool,
+                     representative: pd.Series) -> tuple[np.ndarray, int]:
     """Archs evaluated for one column (scored, with a known truth) and how many lack a score."""
     known = values.index[values.index.isin(target.index[np.isfinite(target.to_numpy())])]
     scored = known[values.reindex(known).notna().to_numpy()]
     if representatives_only:
-        classes = np.unique(_representatives()[np.asarray(known, dtype=np.int64)]) if len(known) else []
-        chosen = dedupe_isomorphs(scored)
+        classes = np.unique(_classes(np.asarray(known), representative)) if len(known) else []
+        chosen = dedupe_isomorphs(scored, representative)
         return chosen, len(classes) - chosen.size
-    return np.asarray(scored, dtype=np.int64), len(known) - len(scored)
+    return np.asarray(scored), len(known) - len(scored)
 
 
 class _Resamples:
@@ -301,24 +307,23 @@ def _check_frame(scores: object, name: str) -> None:
     if scores.shape[1] == 0 or scores.shape[0] == 0:
         raise ValueError(f"{name} is empty ({scores.shape[0]} rows x {scores.shape[1]} columns); "
                          "score some architectures first (zcproxy rank)")
-    if not pd.api.types.is_integer_dtype(scores.index.dtype):
-        raise ValueError(f"{name} must be indexed by NB201 arch index (integers), got index dtype {scores.index.dtype}")
+    if not (pd.api.types.is_integer_dtype(scores.index.dtype)
+            or (len(scores.index) and all(isinstance(k, str) for k in scores.index))):
+        raise ValueError(f"{name} must be indexed by architecture labels (the integer or string keys of its search "
+                         f"space), got index dtype {scores.index.dtype}")
     if name == "scores":
         text = [c for c in scores.columns if not pd.api.types.is_numeric_dtype(scores[c])]
         if text:
             raise ValueError(f"score column(s) {text} are not numeric; pass proxy values (NaN = not scored)")
     if scores.index.has_duplicates:
         raise ValueError(f"{name} has duplicate arch indices {sorted(set(scores.index[scores.index.duplicated()]))[:5]}")
-    if len(scores.index) and (scores.index.min() < 0 or scores.index.max() >= NB201.size()):
-        raise ValueError(f"{name} index must be NB201 indices 0..{NB201.size() - 1}, "
-                         f"got range {scores.index.min()}..{scores.index.max()}")
 
 
 def _check_truth(truth: object) -> None:
     _check_frame(truth, "truth")
-    if not isinstance(truth.columns, pd.MultiIndex) or truth.columns.nlevels != 2:
-        raise ValueError("truth must have (dataset, metric) columns as returned by "
-                         "zcproxy.truth.load_nasrobbench201() or load_nb201()")
+    if not isinstance(truth.columns, pd.MultiIndex) or truth.columns.nlevels != 2 or REPRESENTATIVE not in truth:
+        raise ValueError("truth must have (dataset, metric) columns and the ('arch', 'representative') column as "
+                         "returned by zcproxy.truth loaders (load_nasrobbench201, load_nb201, load_truth_csv)")
 
 
 def _check_count(value: object, name: str) -> int:

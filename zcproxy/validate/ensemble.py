@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.optimize
 import scipy.stats
 
+from ..truth import REPRESENTATIVE
 from .correlation import dedupe_isomorphs, orientations
 
 METHODS = ("logrank", "nnls")
@@ -173,9 +174,9 @@ def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "c
     pool = list(scores.columns if candidates is None else candidates)
     orient = orientations(pool, orientation)
     complete = scores.index[scores[pool].notna().all(axis=1).to_numpy()]
-    archs = np.asarray(complete.intersection(target.index[np.isfinite(target.to_numpy())]), dtype=np.int64)
+    archs = np.asarray(complete.intersection(target.index[np.isfinite(target.to_numpy())]))
     if representatives_only:
-        archs = dedupe_isomorphs(archs)
+        archs = dedupe_isomorphs(archs, truth[REPRESENTATIVE])
     if archs.size < 2 * _MIN_FIT_ROWS:
         raise ValueError(f"only {archs.size} architectures have ground truth and every candidate scored; need "
                          f"{2 * _MIN_FIT_ROWS} (pass candidates= to leave sparse columns out)")

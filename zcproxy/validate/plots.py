@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..truth import REPRESENTATIVE
 from .correlation import dedupe_isomorphs, orientations
 
 SWEEP_COLUMNS = ("eps", "beta", "attack", "bn", "kendall", "lo", "hi")
@@ -64,7 +65,8 @@ def plot_scatter(scores: pd.DataFrame, truth: pd.DataFrame, proxies: Sequence[st
     for ax, name in zip(axes, proxies):
         values = scores[name].astype(float)
         values = values[np.isfinite(values)]
-        archs = dedupe_isomorphs(values.index) if representatives_only else np.asarray(values.index)
+        archs = (dedupe_isomorphs(values.index, truth[REPRESENTATIVE]) if representatives_only
+                 else np.asarray(values.index))
         archs = archs[np.isin(archs, target.index)]
         if archs.size == 0:
             raise ValueError(f"proxy {name!r} has no finite score on an architecture with ground truth")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from ..truth import REPRESENTATIVE
 from .correlation import dedupe_isomorphs, truth_columns
 
 ROBUST_SOURCE = "NAS-RobBench-201"
@@ -28,7 +29,7 @@ def benchmark_agreement(truth_rob: pd.DataFrame, truth_nb201: pd.DataFrame | Non
     Returns columns dataset, source_a, metric_a, source_b, metric_b, n, kendall, spearman, pearson.
     """
     rob_targets = truth_columns(truth_rob)
-    rows_index = _rows(truth_rob.index, representatives_only)
+    rows_index = _rows(truth_rob.index, representatives_only, truth_rob[REPRESENTATIVE])
     rows = []
     for dataset in dict.fromkeys(d for d, _ in rob_targets):
         metrics = [m for d, m in rob_targets if d == dataset]
@@ -46,9 +47,9 @@ def benchmark_agreement(truth_rob: pd.DataFrame, truth_nb201: pd.DataFrame | Non
                                        "kendall", "spearman", "pearson"])
 
 
-def _rows(index: pd.Index, representatives_only: bool) -> np.ndarray:
-    arch = np.asarray(index, dtype=np.int64)
-    return dedupe_isomorphs(arch) if representatives_only else arch
+def _rows(index: pd.Index, representatives_only: bool, representative: pd.Series) -> np.ndarray:
+    arch = np.asarray(index)
+    return dedupe_isomorphs(arch, representative) if representatives_only else arch
 
 
 def _pair(dataset: str, first: tuple[str, str, pd.Series], second: tuple[str, str, pd.Series],
