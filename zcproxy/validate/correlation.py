@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from ..truth import REPRESENTATIVE
-from ..truth import ROBUST_METRICS as ACCURACY_METRICS
 from . import _stats
 
 _CORRELATIONS = ("kendall", "spearman", "pearson")
@@ -153,7 +152,7 @@ def orientations(columns: Sequence[str], override: Mapping[str, bool] | None = N
 def truth_columns(truth: pd.DataFrame, datasets: Sequence[str] | None = None,
                   metrics: Sequence[str] | None = None) -> list[tuple[str, str]]:
     """The (dataset, metric) accuracy columns selected from ``truth`` (all when ``None``)."""
-    present = [(d, m) for d, m in truth.columns if m in ACCURACY_METRICS]
+    present = [(d, m) for d, m in truth.columns if (d, m) != REPRESENTATIVE]
     all_datasets = list(dict.fromkeys(d for d, _ in present))
     chosen_datasets = all_datasets if datasets is None else list(_as_list(datasets, "datasets"))
     bad = [d for d in chosen_datasets if d not in all_datasets]
