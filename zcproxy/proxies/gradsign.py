@@ -22,8 +22,8 @@ def gradsign(ctx: ProxyContext) -> float:
     with a batch of one, so BatchNorm normalises each image by its own statistics; sign(0) = 0, and
     weights the loss does not reach count 0. The whole proxy batch is used (the reference used 128 images;
     pass ``batch_size=128`` to match). The NASWOT-code variant of the reference takes the mean over k
-    instead of the sum, which divides by the number of weights and changes the ranking; we follow the sum
-    (also the paper's definition). A value of 0 (no weight has a gradient) or a network whose logits are
+    instead of the sum, which divides by the number of weights and changes the ranking; we follow the sum,
+    the variant behind the reference's NAS-Bench-201 results (its ``201_results_batch_128/sum``). A value of 0 (no weight has a gradient) or a network whose logits are
     equal for every image is flagged ``degenerate``. BatchNorm layers whose per-image input has a single
     value per channel cannot run with a batch of one and raise, as in the reference.
     """

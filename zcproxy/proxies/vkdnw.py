@@ -173,7 +173,10 @@ def vkdnw(ctx: ProxyContext) -> dict[str, float]:
     in eval mode; a batch of standard Gaussian inputs of the proxy batch's shape (the reference feeds
     ``randn`` when no loader is given, which is its NB201 default, so the input normalisation layer is
     stripped); the parameters are entry 0 (the first element of the flattened tensor) of each of the first
-    ``vkdnw_tensors`` = 128 parameter tensors in ``named_parameters()`` order; F = mean_n J_n^T S_n J_n
+    ``vkdnw_tensors`` = 128 parameter tensors in ``named_parameters()`` order (the reference's NB201 script
+    defaults ``params_grad_len=128``, ``p=0``; p = 0 is entry 0 as a relative index in the revision that
+    introduced it, while the final revision reads p as a count of evenly spaced entries, for which p = 0
+    selects none and p = 1 selects entry 0 again); F = mean_n J_n^T S_n J_n
     with J_n the Jacobian of sample n's logits with respect to those entries and S_n = diag(p_n) - p_n
     p_n^T the covariance of the categorical model with smoothed probabilities p_n = 0.95 softmax + 0.05 / C
     (the reference multiplies J_n by the Cholesky factor of S_n, which is the same F). The eigenvalues are
