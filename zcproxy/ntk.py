@@ -311,7 +311,22 @@ def _channels_last(theta: dict[str, torch.Tensor], frozen: dict[str, torch.Tenso
 
 
 def _flatten(grads: dict[str, torch.Tensor], order: tuple[str, ...], lead: int) -> torch.Tensor:
-    return torch.cat([grads[n].reshape(*grads[n].shape[:lead], -1) for n in order], dim=-1)
+    """Concatenate ``grads`` (in ``order``) along a last axis after the ``lead`` leading dims.
+
+    Each entry is copied into a preallocated result and then dropped from ``grads``, so the rows are held
+    about once instead of twice (``torch.cat`` would keep every per-parameter block alive until it returns);
+    the values are the same copies ``torch.cat`` makes."""
+    shape = grads[order[0]].shape[:lead]
+    count = math.prod(shape)
+    widths = [grads[n].numel() // count for n in order]
+    first = grads[order[0]]
+    out = torch.empty(*shape, sum(widths), dtype=first.dtype, device=first.device)
+    del first
+    offset = 0
+    for name, width in zip(order, widths):
+        out[..., offset:offset + width] = grads.pop(name).reshape(*shape, width)
+        offset += width
+    return out
 
 
 def _per_sample_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor],

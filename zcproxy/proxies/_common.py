@@ -13,11 +13,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..space._model import Normalize
-from ._hooks import check_batch, weighted_layers
 from ._registry import ProxyContext
 
 
@@ -42,38 +40,16 @@ def strip_input_normalization(model: nn.Module) -> Callable[[torch.Tensor], torc
     return transform
 
 
-def _compute_ce_weight_gradients(ctx: ProxyContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    model = ctx.model_copy(bn="train", dtype=torch.float32)
-    layers = [m for _, m in weighted_layers(model)]
-    weights = [m.weight for m in layers]
-    if not weights:
-        raise ValueError("the model has no Conv2d or Linear layer to score")
-    x = check_batch(ctx.x, ctx.spec.name if ctx.spec else "proxy")
-    loss = F.cross_entropy(model(x), ctx.y)
-    grads = torch.autograd.grad(loss, weights, allow_unused=True)
-    return [(w.detach(), torch.zeros_like(w) if g is None else g.detach()) for w, g in zip(weights, grads)]
-
-
 def ce_weight_gradients(ctx: ProxyContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(W, dL/dW)`` for every Conv2d / Linear weight, L = mean cross-entropy of the batch.
 
-    One forward and backward pass of a train-mode float32 copy, memoised for the whole ``score()`` call
-    (snip, grad_norm and plain share it). Weights the loss does not reach get a zero gradient.
+    The cross-entropy backward of the call's shared train-mode float32 forward
+    (:func:`zcproxy.proxies._passes.train_pass`; snip, grad_norm, plain, fisher and grasp share that
+    forward). Weights the loss does not reach get a zero gradient.
     """
-    return ctx.shared(("suite_zero.ce_weight_gradients", "train", torch.float32),
-                      lambda: _compute_ce_weight_gradients(ctx))
+    from ._passes import train_pass
 
-
-def _compute_input_gradient(ctx: ProxyContext) -> tuple[torch.Tensor, int]:
-    model = ctx.model_copy(bn="train", dtype=torch.float32)
-    normalize = strip_input_normalization(model)
-    x = check_batch(ctx.x, ctx.spec.name if ctx.spec else "proxy")
-    with torch.no_grad():
-        inputs = normalize(x).detach()
-    inputs.requires_grad_(True)
-    output = model(inputs)
-    (grad,) = torch.autograd.grad(output.sum(), inputs)
-    return grad.detach().reshape(grad.shape[0], -1), int(output.shape[-1])
+    return train_pass(ctx).ce()
 
 
 def summed_output_input_gradient(ctx: ProxyContext) -> tuple[torch.Tensor, int]:
@@ -81,11 +57,12 @@ def summed_output_input_gradient(ctx: ProxyContext) -> tuple[torch.Tensor, int]:
     the number of network outputs C.
 
     As in the jacov / EPE-NAS references: one backward pass of the summed logits through a train-mode
-    float32 copy, so BatchNorm batch statistics couple the samples exactly as they do there. Memoised for
-    the whole ``score()`` call (jacov and epe_nas share it).
+    float32 copy, so BatchNorm batch statistics couple the samples exactly as they do there. Taken from
+    the call's shared train-mode forward (:func:`zcproxy.proxies._passes.train_pass`).
     """
-    return ctx.shared(("suite_zero.summed_output_input_gradient", "train", torch.float32),
-                      lambda: _compute_input_gradient(ctx))
+    from ._passes import train_pass
+
+    return train_pass(ctx).input_gradient()
 
 
 def row_correlations(rows: torch.Tensor) -> torch.Tensor | None:

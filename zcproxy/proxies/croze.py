@@ -39,6 +39,12 @@ def croze(ctx: ProxyContext) -> float:
     it); the surrogate's gradient is zeroed before the final backward (the reference keeps the FGSM
     gradient in it). float64 is required: on full-size NB201 the logits reach ~1e47. A network whose
     layers get no gradient scores 0.0, flagged ``degenerate``.
+
+    Cost: three float64 passes of the batch -- clean forward+backward (whose weight gradients are also
+    the ascent direction: before the step the surrogate is the clean network), the surrogate's FGSM
+    forward+input-backward, and the surrogate's forward+backward on x' (F_l taken as the forward runs).
+    Nearly all of it is float64 convolution, which on CPU runs the im2col path (no oneDNN kernel), about
+    10-20x slower per convolution than float32.
     """
     eps, step = float(ctx.options["eps"]), float(ctx.options["weight_step"])
     if eps < 0 or step < 0:
@@ -52,21 +58,22 @@ def croze(ctx: ProxyContext) -> float:
             if t.is_floating_point():
                 t.abs_()
     robust = copy.deepcopy(clean)
-    _ascend_weights(robust, x, y, step)
-    x_adv = _fgsm(robust, x, y, eps)
-
+    # The clean pass's weight gradients are the ascent direction: before the ascent the surrogate is an
+    # exact copy of the clean network, so its own CE gradient would be the same numbers (one pass saved).
     clean_out, clean_grads = _outputs_and_grads(clean, x, y)
-    robust_out, robust_grads = _outputs_and_grads(robust, x_adv, y)
+    _ascend_from(robust, clean, step)
+    x_adv = _fgsm(robust, x, y, eps)
+    clean_weights = dict(weighted_layers(clean))
+    f_sims = _feature_similarities(robust, x_adv, y, clean_out)  # consumes clean_out as it goes
+    robust_grads = {n: m.weight.grad.detach() for n, m in weighted_layers(robust) if m.weight.grad is not None}
     total = 0.0
-    weights = dict(weighted_layers(robust))
-    for name, layer in weighted_layers(clean):
+    for name, layer in weighted_layers(robust):
         g, g_adv = clean_grads.get(name), robust_grads.get(name)
-        if g is None or g_adv is None or name not in clean_out or name not in robust_out:
+        if g is None or g_adv is None or name not in f_sims:
             continue
-        w_sim = (1 + F.cosine_similarity(weights[name].weight.detach(), layer.weight.detach(), dim=0)).sum()
+        w_sim = (1 + F.cosine_similarity(layer.weight.detach(), clean_weights[name].weight.detach(), dim=0)).sum()
         g_sim = F.cosine_similarity(g_adv, g, dim=0).abs().sum()
-        f_sim = (1 + F.cosine_similarity(robust_out[name], clean_out[name], dim=0)).sum()
-        total += float((w_sim * g_sim * f_sim).abs())
+        total += float((w_sim * g_sim * f_sims[name]).abs())
     if total == 0.0:
         ctx.flag("degenerate")
     return total
@@ -74,14 +81,22 @@ def croze(ctx: ProxyContext) -> float:
 
 def _ascend_weights(model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: float) -> None:
     """W <- W + step * ||W|| * d / (||d|| + tiny), d = one SGD step on -CE (weights with dim > 1)."""
-    params = [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and "weight" in n]
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
+    _ascend_from(model, model, step)
+
+
+def _ascend_from(model: nn.Module, source: nn.Module, step: float) -> None:
+    """The ascent step of :func:`_ascend_weights` with d taken from ``source``'s parameter gradients
+    (``source`` = ``model``, or an identical copy that already ran the CE backward on the batch)."""
+    grads = {n: p.grad for n, p in source.named_parameters()}
+    params = [(n, p) for n, p in model.named_parameters() if p.dim() > 1 and "weight" in n]
     with torch.no_grad():
-        for _, p in params:
-            if p.grad is None:
+        for n, p in params:
+            g = grads[n]
+            if g is None:
                 continue
-            d = _SGD_LR * p.grad
+            d = _SGD_LR * g
             p.add_(step * p.norm() / (d.norm() + _EPS) * d)
     model.zero_grad(set_to_none=True)
 
@@ -109,3 +124,25 @@ def _outputs_and_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor
     loss.backward()
     grads = {n: m.weight.grad.detach() for n, m in layers if m.weight.grad is not None}
     return outs, grads
+
+
+def _feature_similarities(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                          reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """F_l = sum (1 + cos(h'_l(x), h_l), dim 0) per layer whose (first) output ``reference`` holds, taken
+    as the forward reaches layer l (each reference map is dropped once used, so two full sets of
+    float64 feature maps are never held), then one CE backward filling the weight gradients."""
+    layers = weighted_layers(model)
+    names = {id(m): n for n, m in layers}
+    sims: dict[str, torch.Tensor] = {}
+
+    def hook(m: nn.Module, _inp: tuple, out: object) -> None:
+        name = names[id(m)]
+        if name in sims or name not in reference:
+            return
+        sims[name] = (1 + F.cosine_similarity(out.detach(), reference.pop(name), dim=0)).sum()
+
+    model.zero_grad(set_to_none=True)
+    with forward_hooks([m for _, m in layers], hook):
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return sims

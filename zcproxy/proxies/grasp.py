@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ._hooks import check_batch, weighted_layers
+from ._hooks import check_batch
+from ._passes import train_pass
 from ._registry import ProxyContext, proxy
 
 
@@ -19,22 +19,13 @@ def grasp(ctx: ProxyContext) -> float:
     including its sign: its authors negate ``theta * Hg`` because accuracy correlated negatively with
     it, and read the negated sum as higher-is-better, as done here. The reference runs a second forward
     pass for the differentiable gradient; with train-mode BatchNorm it is identical to the first, so one
-    pass serves both. Sum in float64. Exactly 0 (no curvature reaches the weights) is flagged ``degenerate``.
+    pass serves both; that forward is the call's shared one (:mod:`zcproxy.proxies._passes`, also used by
+    snip, grad_norm, plain, fisher, jacov and epe_nas). Sum in float64. Exactly 0 (no curvature reaches the weights) is flagged ``degenerate``.
     """
-    x = check_batch(ctx.x, "grasp")
-    model = ctx.model_copy(bn="train", dtype=torch.float32)
-    weights = [m.weight for _, m in weighted_layers(model)]
-    if not weights:
-        raise ValueError("grasp needs at least one Conv2d or Linear layer; the model has none")
-    loss = F.cross_entropy(model(x), ctx.y)
-    grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    pairs = [(w, g) for w, g in zip(weights, grads) if g is not None]
-    inner = sum((g.detach() * g).sum() for _, g in pairs)
-    value = 0.0
-    if isinstance(inner, torch.Tensor) and inner.requires_grad:
-        hessian_grads = torch.autograd.grad(inner, [w for w, _ in pairs], allow_unused=True)
-        value = float(sum((-(w.detach().double()) * hg.double()).sum()
-                          for (w, _), hg in zip(pairs, hessian_grads) if hg is not None))
+    check_batch(ctx.x, "grasp")
+    if ctx.y is None:
+        raise ValueError("grasp needs labels; pass batch=(x, y)")
+    value = train_pass(ctx).grasp()
     if value == 0.0:
         ctx.flag("degenerate")
     return value

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ._hooks import check_batch, forward_hooks
+from ._hooks import check_batch
+from ._passes import feature_pass
 from ._registry import ProxyContext, proxy
 
 
@@ -22,21 +22,15 @@ def meco(ctx: ProxyContext) -> float:
     an all-zero matrix (lambda_min = 0) for them. ``channels=k > 0`` gives MeCo_opt: k channels drawn
     without replacement (``ctx.generator(i)`` for the i-th hooked output) and lambda_min scaled by C / k;
     layers with at most k channels use all of them. Default ``channels=0``: all channels (plain MeCo).
-    The reference uses the general ``eig``; P is symmetric, so ``eigvalsh`` gives the same spectrum.
+    The reference uses the general ``eig``; P is symmetric, so ``eigvalsh`` gives the same spectrum. The
+    forward pass (train-mode float32 copy, no grad) is the call's shared feature pass, also read by NASWOT
+    (:mod:`zcproxy.proxies._passes`).
     """
     k = int(ctx.options["channels"])
     if k < 0 or k == 1:
         raise ValueError(f"meco: channels must be 0 (all) or >= 2, got {k}")
     x = check_batch(ctx.x, "meco")
-    model = ctx.model_copy()
-    values: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _inp: tuple, out: object) -> None:
-        if isinstance(out, torch.Tensor) and out.dim() == 4:
-            values.append(_min_correlation_eigenvalue(out[0].detach(), k, ctx.generator(len(values))))
-
-    with forward_hooks(list(model.modules()), hook), torch.no_grad():
-        model(x.to(ctx.spec.dtype))
+    values = [_min_correlation_eigenvalue(m, k, ctx.generator(i)) for i, m in enumerate(feature_pass(ctx).maps)]
     if not values:
         ctx.flag("degenerate")
         return 0.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
-from ._hooks import check_batch, forward_hooks
+from ._hooks import check_batch
+from ._passes import feature_pass, nwot_kernel
 from ._registry import ProxyContext, proxy
 
 
@@ -17,26 +17,17 @@ def nwot(ctx: ProxyContext) -> float:
     ``input > 0`` of every ``nn.ReLU`` module r, one row per image, so ``K_ij`` counts the units on which
     images i and j agree.
 
-    One forward pass of a train-mode float32 copy (as the reference); K is accumulated exactly in float64
-    and ``torch.linalg.slogdet`` taken in float64. ReLUs applied functionally are not seen. A singular K
+    One forward pass of a train-mode float32 copy (as the reference; the call's shared feature pass, also
+    read by MeCo, :mod:`zcproxy.proxies._passes`); K is accumulated exactly in float64 (integer entries,
+    one product per ReLU) and ``torch.linalg.slogdet`` taken in float64. ReLUs applied functionally are not seen. A singular K
     (two images with identical codes, e.g. a network whose features are constant) scores ``-inf`` and
     is flagged ``degenerate``.
     """
     x = check_batch(ctx.x, "nwot")
-    model = ctx.model_copy(bn="train", dtype=torch.float32)
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    if not relus:
+    features = feature_pass(ctx)
+    if not features.relus:
         raise ValueError("nwot reads binary codes of nn.ReLU modules, and the model has none")
-    n = x.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.device)
-
-    def accumulate(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal kernel
-        codes = (inputs[0].detach().reshape(n, -1) > 0).to(torch.float64)
-        kernel = kernel + codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
-
-    with forward_hooks(relus, accumulate), torch.no_grad():
-        model(x)
+    kernel = nwot_kernel(features.codes, x.shape[0], x.device)
     sign, logabsdet = torch.linalg.slogdet(kernel)
     if float(sign) == 0.0 or not math.isfinite(float(logabsdet)):
         ctx.flag("degenerate")
