@@ -15,7 +15,8 @@ anchor is about). Methods, all judged on the same test architectures:
 * ``best_single_fit``: the proxy with the highest oriented tau on the K training archs;
 * ``best_single_oracle``: the proxy with the highest tau on the whole set (chosen with every label, so an
   upper bound for a single proxy -- MeCo here);
-* ``ensemble_nnls`` / ``ensemble_logrank``: ``zcproxy.validate.ensemble.fit_ensemble`` on the K archs.
+* ``ensemble_nnls``: ``zcproxy.validate.ensemble.fit_ensemble(method="nnls")`` on the K archs (the log-rank
+  method is left out: on these sets it selects MeCo alone, i.e. the best single proxy; see ensemble/).
 
 Run (one thread; about 30 minutes on the shared 2-core machine):
 
@@ -52,7 +53,7 @@ TARGETS = {  # name: (loader, dataset, metric)
     "autoattack": ("nasrobbench201", "cifar10", "autoattack"),
     "nb201_clean": ("nb201", "cifar10", "clean"),
 }
-METHODS = ("predictor", "best_single_fit", "best_single_oracle", "ensemble_nnls", "ensemble_logrank")
+METHODS = ("predictor", "best_single_fit", "best_single_oracle", "ensemble_nnls")
 COMPARATORS = METHODS[1:]
 
 
@@ -64,7 +65,7 @@ def _tau(pred, truth) -> float:
     return float(scipy.stats.kendalltau(p[ok], t[ok]).statistic)
 
 
-def run(sets: list[str], seeds: int) -> pd.DataFrame:
+def run(sets: list[str], seeds: int, csv: Path | None = None) -> pd.DataFrame:
     from zcproxy.truth import load_nasrobbench201, load_nb201
     from zcproxy.validate import dedupe_isomorphs, orientations
     from zcproxy.validate.ensemble import fit_ensemble, oriented_ranks
@@ -101,7 +102,7 @@ def run(sets: list[str], seeds: int) -> pd.DataFrame:
                                         "kendall": _tau(signed.loc[test, best], y.loc[test])})
                     rows.append(base | {"method": "best_single_oracle", "members": oracle[target],
                                         "kendall": _tau(signed.loc[test, oracle[target]], y.loc[test])})
-                    for method in ("nnls", "logrank"):
+                    for method in ("nnls",):  # log-rank picks MeCo alone here (ensemble/), i.e. best single
                         try:
                             ens = fit_ensemble(scores.loc[train], y, method, orientation=orient)
                             tau, members = _tau(ens.predict(scores.loc[test]), y.loc[test]), ",".join(ens.members)
@@ -109,6 +110,8 @@ def run(sets: list[str], seeds: int) -> pd.DataFrame:
                             tau, members = np.nan, f"failed: {exc}"[:80]
                         rows.append(base | {"method": f"ensemble_{method}", "members": members, "kendall": tau})
             print(f"  K={k}: {seeds} seeds in {time.time() - started:.0f} s", flush=True)
+            if csv is not None:  # after every K, so an interrupted run keeps what it finished
+                pd.DataFrame(rows).to_csv(csv, index=False, float_format="%.6g")
     return pd.DataFrame(rows)
 
 
@@ -157,8 +160,8 @@ def report(raw: pd.DataFrame, command: str) -> None:
         "(random forest, 100 trees = scikit-learn defaults, features = every proxy output of the set, "
         "raw scores). Comparators on the same test archs: the best single proxy chosen on the K training archs "
         "(`best_single_fit`), the best single proxy chosen with *all* labels (`best_single_oracle`, an upper "
-        "bound for a single proxy), and rank ensembles (`zcproxy.validate.ensemble.fit_ensemble`, NNLS and "
-        "log-rank, greedy selection on the K archs).",
+        "bound for a single proxy), and the NNLS rank ensemble (`zcproxy.validate.ensemble.fit_ensemble`, greedy "
+        "selection of up to 5 proxies on the K archs).",
         "",
         "**CI**: mean over seeds ± Student-t 95 % interval of that mean (t with seeds − 1 df). It covers the "
         "variation from *which* K archs are labelled (and the forest's seed); it does not cover sampling of the "
@@ -180,8 +183,8 @@ def report(raw: pd.DataFrame, command: str) -> None:
             d = diffs[(diffs["set"] == s) & (diffs["target"] == t)]
             lines += [f"### {t}", "",
                       "| K | test archs | predictor | best single (fit on K) | best single (oracle) | NNLS ensemble "
-                      "| log-rank ensemble | predictor seed range |",
-                      "|---:|---:|---|---|---|---|---|---|"]
+                      "| predictor seed range |",
+                      "|---:|---:|---|---|---|---|---|"]
             for k in KS:
                 row = m[m["k"] == k].set_index("method")
                 if row.empty:
@@ -191,8 +194,8 @@ def report(raw: pd.DataFrame, command: str) -> None:
                 rng = f"{row.loc['predictor', 'seed_min']:.3f}–{row.loc['predictor', 'seed_max']:.3f}"
                 lines.append(f"| {k} | {n_test} | " + " | ".join(cells) + f" | {rng} |")
             lines += ["", "Predictor minus comparator (paired over seeds; wins = seeds where the predictor is higher):",
-                      "", "| K | − best single (fit) | − best single (oracle) | − NNLS ensemble | − log-rank ensemble |",
-                      "|---:|---|---|---|---|"]
+                      "", "| K | − best single (fit) | − best single (oracle) | − NNLS ensemble |",
+                      "|---:|---|---|---|"]
             for k in KS:
                 row = d[d["k"] == k].set_index("versus")
                 if row.empty:
@@ -256,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.report_only:
             raw.to_csv(OUT / "few_shot.csv", index=False, float_format="%.6g")
     else:
-        raw = run(args.sets.split(","), args.seeds)
         args.csv.parent.mkdir(parents=True, exist_ok=True)
+        raw = run(args.sets.split(","), args.seeds, args.csv)
         raw.to_csv(args.csv, index=False, float_format="%.6g")
         if args.csv.resolve() != (OUT / "few_shot.csv").resolve():
             print(f"wrote {args.csv}; join the parts with --report-only PART.csv ...")

@@ -166,3 +166,14 @@ def test_strata_of_binning_and_input_errors():
         P.partial_kendall([1, 2, 3], [1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="undefined must be"):
         P.partial_kendall([1, 2, 3], [1, 2, 3], [1, 2, 2], undefined="zero")
+
+
+def test_many_equals_one_at_a_time():
+    rng = np.random.default_rng(6)
+    z = rng.integers(0, 4, 80).astype(float)
+    y = z + rng.normal(size=80)
+    columns = {"a": z + rng.normal(size=80), "b": rng.normal(size=80)}
+    counts = P.bootstrap_counts(80, 20, seed=1)
+    many = P.partial_kendall_many(columns, y, z, counts)
+    for name, x in columns.items():
+        assert np.array_equal(many[name], P.partial_kendall_resamples(x, y, z, counts), equal_nan=True)

@@ -67,6 +67,22 @@ def partial_kendall_resamples(x, y, z, counts: np.ndarray) -> np.ndarray:
     return partial_from_taus(_stats.kendall_of(rx, ry), _stats.kendall_of(rx, rz), _stats.kendall_of(ry, rz))
 
 
+def partial_kendall_many(columns, y, z, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`partial_kendall_resamples` for every ``{name: x}`` in ``columns`` against one y and z, with
+    y's and z's ranks and tau_yz computed once."""
+    y, z = _arrays(y, z)
+    ry, rz = _stats.Ranked(y, counts), _stats.Ranked(z, counts)
+    tau_yz = _stats.kendall_of(ry, rz)
+    out = {}
+    for name, x in columns.items():
+        (x,) = _arrays(x)
+        if x.size != y.size:
+            raise ValueError(f"column {name!r} has {x.size} values, y has {y.size}")
+        rx = _stats.Ranked(x, counts)
+        out[name] = partial_from_taus(_stats.kendall_of(rx, ry), _stats.kendall_of(rx, rz), tau_yz)
+    return out
+
+
 def partial_kendall(x, y, z, *, undefined: str = "raise") -> float:
     """Kendall's partial tau-b of x and y given z (see the module docstring)."""
     if undefined not in ("raise", "nan"):
