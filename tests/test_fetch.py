@@ -222,3 +222,76 @@ def test_cli_verifies_the_pinned_checksums_of_the_real_files(tmp_path, server, d
         target = dest / MANIFEST[resource].target
         assert _sha256(target.read_bytes()) == MANIFEST[resource].sha256
         assert target.stat().st_size == MANIFEST[resource].size
+
+
+# ------------------------------------------------------------------------------------- pinned meta.json, ensure
+
+
+def test_meta_json_is_pinned_like_the_other_files(capsys):
+    meta = MANIFEST["nasrobbench201-meta"]
+    assert meta.member_sha256 == "54b6d2c2780cfb63de98e9d67e72db9cb0c02be426191d429dbe02c898d4577e"
+    assert all(r.checksum != "none" for r in MANIFEST.values())
+    assert main(["fetch", "--list"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("nasrobbench201-meta"))
+    assert "sha256 of meta.json" in line and "none" not in line
+
+
+def test_archive_member_checksum_is_verified(tmp_path, fixtures):
+    base, manifest, _, _ = fixtures
+    good = Resource("meta", "https://nowhere.invalid/meta.zip", "bench/meta.json", "a zip", member="meta.json",
+                    member_sha256=_sha256(b'{"ids": {}}'))
+    messages: list[str] = []
+    fetch(["meta"], dest=tmp_path / "a", base_url=base, manifest={"meta": good}, log=messages.append)
+    assert (tmp_path / "a" / "bench" / "meta.json").read_text() == '{"ids": {}}'
+    assert not any("no published checksum" in m for m in messages)
+    bad = Resource("meta", good.url, good.target, "a zip", member="meta.json", member_sha256="0" * 64)
+    with pytest.raises(DataFormatError, match=r"checksum mismatch for meta: meta\.json .*sha256 0{64}, got "
+                                              + _sha256(b'{"ids": {}}')):
+        fetch(["meta"], dest=tmp_path / "b", base_url=base, manifest={"meta": bad}, log=None)
+    assert not (tmp_path / "b" / "bench" / "meta.json").exists()
+    assert [p for p in (tmp_path / "b").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.data
+def test_real_meta_json_passes_its_pin(tmp_path, server, data_dir):
+    base, served, _ = server
+    (served / "meta.zip").write_bytes(_zip({"meta.json": (data_dir / "nasrobbench201" / "meta.json").read_bytes()}))
+    fetch(["nasrobbench201-meta"], dest=tmp_path, base_url=base, log=None)
+    assert _sha256((tmp_path / "nasrobbench201" / "meta.json").read_bytes()) == MANIFEST["nasrobbench201-meta"].member_sha256
+
+
+def test_ensure_fetches_only_what_is_missing_with_a_progress_bar(tmp_path, fixtures, monkeypatch, capsys):
+    from zcproxy import fetch as fetch_module
+
+    base, manifest, log, contents = fixtures
+    monkeypatch.delenv("ZCPROXY_DATA", raising=False)
+    monkeypatch.setattr("zcproxy._paths.DEFAULT_DIR", tmp_path / "home-cache")
+    dest = tmp_path / "data"
+    (dest / "bench").mkdir(parents=True)
+    (dest / "bench" / "table.json").write_bytes(contents["table"])
+    assert fetch_module.missing(["table", "pack"], dest, manifest=manifest) == ["pack"]
+    messages: list[str] = []
+    results = fetch_module.ensure(["table", "pack"], dest, base_url=base, manifest=manifest, log=messages.append)
+    assert [(r.name, r.status) for r in results] == [("pack", "downloaded")] and log == ["/pack.tar.gz"]
+    assert any("pack not found in" in m and "fetching it now" in m and "zcproxy fetch --only pack" in m
+               for m in messages)
+    assert "pack" in capsys.readouterr().err  # the tqdm bar, labelled with the name
+    assert fetch_module.ensure(["table", "pack"], dest, base_url=base, manifest=manifest, log=None) == []
+
+
+def test_ensure_offline_stops_at_once_with_the_command(tmp_path, monkeypatch):
+    import time
+
+    from zcproxy import fetch as fetch_module
+
+    monkeypatch.delenv("ZCPROXY_DATA", raising=False)
+    monkeypatch.setattr("zcproxy._paths.DEFAULT_DIR", tmp_path / "home-cache")
+    start = time.perf_counter()
+    with pytest.raises(DataNotFoundError) as info:
+        fetch_module.ensure(["cifar10", "nasrobbench201"], tmp_path / "d", base_url="http://127.0.0.1:9", log=None)
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert "cifar10, nasrobbench201 are missing" in message and "cannot be reached" in message
+    assert f"zcproxy fetch --only cifar10,nasrobbench201 --dest {tmp_path / 'd'} --base-url http://127.0.0.1:9" \
+        in message
+    assert not (tmp_path / "d").exists()

@@ -8,7 +8,11 @@ Checksums: CIFAR archives carry their widely published sha256 (and the md5 of th
 NAS-RobBench-201 table, its id list and the NAS-Bench-201 CSV are pinned to a commit of their public
 repositories; their sha256 is that of the copies this project was validated against (same byte size as
 the stored upstream files). ``meta.json`` comes inside ``meta.zip`` of the robustness dataset of Jung et al.
-(ICLR 2023), which publishes no checksum: we warn and report the sha256 we got.
+(ICLR 2023), which publishes no checksum for the archive: the extracted ``meta.json`` is pinned instead
+(``member_sha256``, the sha256 of the copy this project was validated against).
+
+:func:`ensure` fetches only what a command needs and is missing from every data directory; offline it
+stops at once with the command to run.
 """
 from __future__ import annotations
 
@@ -28,10 +32,11 @@ from pathlib import Path
 from ._paths import data_dir
 from .errors import DataFormatError, DataNotFoundError
 
-__all__ = ["Resource", "FetchResult", "MANIFEST", "DEFAULT", "fetch"]
+__all__ = ["Resource", "FetchResult", "MANIFEST", "DEFAULT", "fetch", "missing", "ensure"]
 
 _CHUNK = 1 << 20
 _TIMEOUT = 60.0
+_PROBE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,15 @@ class Resource:
     md5: str | None = None
     member: str | None = None  # for archives: the file or folder inside the archive that becomes ``target``
     size: int | None = None
+    member_sha256: str | None = None  # for archives: sha256 of the extracted ``member`` file
+
+    @property
+    def checksum(self) -> str:
+        """What the download is checked against, for listings."""
+        kinds = [k for k in ("sha256", "md5") if getattr(self, k)]
+        if self.member_sha256:
+            kinds.append(f"sha256 of {self.target.rsplit('/', 1)[-1]}")
+        return ", ".join(kinds) or "none"
 
     @property
     def archive(self) -> str | None:
@@ -82,7 +96,8 @@ MANIFEST: dict[str, Resource] = {r.name: r for r in (
              sha256="c81d27dee9b4775b58c0fba966ce8a0feeea6fade5395426c49db7241f1244ae", size=33_514),
     Resource("nasrobbench201-meta", "http://data.robustness.vision/meta.zip", "nasrobbench201/meta.json",
              "arch string and isomorph of every id (meta.json of Jung et al. 2023, used by NAS-RobBench-201)",
-             member="meta.json"),
+             member="meta.json",
+             member_sha256="54b6d2c2780cfb63de98e9d67e72db9cb0c02be426191d429dbe02c898d4577e"),
     Resource("nb201", _NB201_CSV, "nasbench201/nb201_200ep_test_accuracy.csv",
              "NAS-Bench-201 200-epoch test accuracies (NATS-Bench topology space), all 15,625 indices",
              sha256="cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e", size=3_024_008),
@@ -106,12 +121,13 @@ def _stderr(message: str) -> None:
 
 def fetch(names: Iterable[str] | None = None, dest: str | os.PathLike | None = None, base_url: str | None = None,
           force: bool = False, *, manifest: Mapping[str, Resource] | None = None,
-          log: Callable[[str], None] | None = _stderr) -> list[FetchResult]:
+          log: Callable[[str], None] | None = _stderr, progress: bool = False) -> list[FetchResult]:
     """Download ``names`` (default :data:`DEFAULT`) into ``dest`` (default: the data directory).
 
     ``base_url`` replaces every URL's folder (``<base_url>/<file name>``), e.g. for a mirror. Present
-    targets are skipped unless ``force``. Raises :class:`DataNotFoundError` when a download fails and
-    :class:`DataFormatError` on a checksum mismatch or a broken archive, naming the file and the fix.
+    targets are skipped unless ``force``. ``progress`` draws a progress bar per download on stderr.
+    Raises :class:`DataNotFoundError` when a download fails and :class:`DataFormatError` on a checksum
+    mismatch or a broken archive, naming the file and the fix.
     """
     table = MANIFEST if manifest is None else manifest
     wanted = list(DEFAULT if names is None else names)
@@ -128,19 +144,80 @@ def fetch(names: Iterable[str] | None = None, dest: str | os.PathLike | None = N
             say(f"{name}: present at {target} (use --force to download again)")
             results.append(FetchResult(name, target, "present"))
             continue
-        url = resource.url if base_url is None else f"{base_url.rstrip('/')}/{resource.url.rsplit('/', 1)[-1]}"
-        digest = _install(resource, url, target, say)
+        digest = _install(resource, _url(resource, base_url), target, say, progress)
         results.append(FetchResult(name, target, "downloaded", digest))
     return results
 
 
-def _install(resource: Resource, url: str, target: Path, say: Callable[[str], None]) -> str:
+def _url(resource: Resource, base_url: str | None) -> str:
+    return resource.url if base_url is None else f"{base_url.rstrip('/')}/{resource.url.rsplit('/', 1)[-1]}"
+
+
+def missing(names: Iterable[str], data_dir: str | os.PathLike | None = None, *,
+            manifest: Mapping[str, Resource] | None = None) -> list[str]:
+    """Those of ``names`` whose target is in none of the data directories searched (see ``_paths``)."""
+    from ._paths import data_dirs
+
+    table = MANIFEST if manifest is None else manifest
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"unknown data name(s) {unknown}; available: {', '.join(table)}")
+    dirs = data_dirs(data_dir)
+    return [n for n in names if not any((d / table[n].target).exists() for d in dirs)]
+
+
+def ensure(names: Iterable[str], dest: str | os.PathLike | None = None, base_url: str | None = None, *,
+           manifest: Mapping[str, Resource] | None = None, log: Callable[[str], None] | None = _stderr,
+           progress: bool = True, probe_timeout: float = _PROBE_TIMEOUT) -> list[FetchResult]:
+    """Fetch those of ``names`` missing from every data directory into ``dest`` (default: the data directory).
+
+    Says what it fetches and why. When a source cannot be reached within ``probe_timeout`` seconds
+    (offline), raises :class:`DataNotFoundError` at once, naming the missing files and the one
+    ``zcproxy fetch`` command to run; nothing is written. Returns one result per fetched name.
+    """
+    table = MANIFEST if manifest is None else manifest
+    wanted = list(dict.fromkeys(names))
+    todo = missing(wanted, dest, manifest=table)
+    if not todo:
+        return []
+    root = data_dir(dest)
+    command = "zcproxy fetch --only " + ",".join(todo) + (f" --dest {dest}" if dest is not None else "") \
+        + (f" --base-url {base_url}" if base_url else "")
+    for name in todo:
+        url = _url(table[name], base_url)
+        problem = _unreachable(url, probe_timeout)
+        if problem:
+            raise DataNotFoundError(
+                f"{', '.join(todo)} {'is' if len(todo) == 1 else 'are'} missing from the data directory {root} and "
+                f"{url} cannot be reached ({problem}). When online, run: {command}  (or set ZCPROXY_DATA to a "
+                "folder that holds the files)"
+            )
+    say = log or (lambda _message: None)
+    size = sum(table[n].size or 0 for n in todo)
+    say(f"{', '.join(todo)} not found in {root}: fetching {'them' if len(todo) > 1 else 'it'} now"
+        + (f" ({size / 1e6:.0f} MB, sha256-checked)" if size else " (checksummed)") + f"; the same as `{command}`")
+    return fetch(todo, dest=dest, base_url=base_url, manifest=table, log=log, progress=progress)
+
+
+def _unreachable(url: str, timeout: float) -> str | None:
+    """Why ``url``'s server cannot be reached within ``timeout`` seconds, or None when it answers at all."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "zcproxy-fetch"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # the server answered; the download reports what is wrong
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def _install(resource: Resource, url: str, target: Path, say: Callable[[str], None], progress: bool = False) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{resource.name}-", suffix=".part", dir=target.parent)
     temp = Path(temp_name)
     try:
         with os.fdopen(handle, "wb") as out:
-            sha256, md5 = _download(url, out, resource, say)
+            sha256, md5 = _download(url, out, resource, say, progress)
         _verify(resource, url, sha256, md5, say)
         if resource.archive is None:
             os.replace(temp, target)
@@ -152,16 +229,24 @@ def _install(resource: Resource, url: str, target: Path, say: Callable[[str], No
         temp.unlink(missing_ok=True)
 
 
-def _download(url: str, out, resource: Resource, say: Callable[[str], None]) -> tuple[str, str]:
+def _download(url: str, out, resource: Resource, say: Callable[[str], None],
+              progress: bool = False) -> tuple[str, str]:
+    from tqdm import tqdm
+
     say(f"{resource.name}: downloading {url}")
     sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     request = urllib.request.Request(url, headers={"User-Agent": "zcproxy-fetch"})
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
-            while chunk := response.read(_CHUNK):
-                sha256.update(chunk)
-                md5.update(chunk)
-                out.write(chunk)
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else resource.size
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=resource.name,
+                      disable=not progress, file=sys.stderr, dynamic_ncols=True) as bar:
+                while chunk := response.read(_CHUNK):
+                    sha256.update(chunk)
+                    md5.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
     except urllib.error.HTTPError as exc:
         raise DataNotFoundError(
             f"could not download {resource.name} from {url}: HTTP {exc.code} {exc.reason}. Check the URL "
@@ -184,7 +269,7 @@ def _verify(resource: Resource, url: str, sha256: str, md5: str, say: Callable[[
                 f"checksum mismatch for {resource.name} ({url}): expected {kind} {expected}, got {got}. The "
                 "download was deleted; retry, or check that the mirror serves the original file"
             )
-    if resource.sha256 is None and resource.md5 is None:
+    if resource.sha256 is None and resource.md5 is None and resource.member_sha256 is None:
         say(f"warning: {resource.name} has no published checksum; recording the sha256 we got: {sha256}")
 
 
@@ -205,12 +290,28 @@ def _extract(resource: Resource, archive: Path, target: Path) -> None:
         except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
             raise DataFormatError(f"{resource.name}: the downloaded archive is broken ({exc}); retry") from None
         source = _find_member(resource, staging)
+        if resource.member_sha256 is not None:
+            got = _file_sha256(source) if source.is_file() else "a folder"
+            if got != resource.member_sha256.lower():
+                raise DataFormatError(
+                    f"checksum mismatch for {resource.name}: {source.name} in the archive should have sha256 "
+                    f"{resource.member_sha256}, got {got}. The download was deleted; retry, or check that the "
+                    "source serves the original archive"
+                )
         if target.exists():
             old = staging / ".replaced"
             os.replace(target, old)
         os.replace(source, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _find_member(resource: Resource, staging: Path) -> Path:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         rows = [(r.name, "yes" if r.name in DEFAULT else "no", r.target,
                  f"{r.size / 1e6:.2f}" if r.size else "?",
-                 "sha256" if r.sha256 else ("md5" if r.md5 else "none"), r.description)
+                 r.checksum, r.description)
                 for r in MANIFEST.values()]
         print(tabulate(rows, headers=["name", "default", "target", "MB", "checksum", "contents"]))
         print(f"\ndestination: {data_dir(args.dest)}")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     failed = []
     for name in names:
         try:
-            fetch([name], dest=args.dest, base_url=args.base_url, force=args.force)
+            fetch([name], dest=args.dest, base_url=args.base_url, force=args.force, progress=True)
         except ZcproxyError as exc:
             print(f"zcproxy fetch: {name} failed: {exc}", file=sys.stderr)
             failed.append(name)
