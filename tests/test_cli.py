@@ -83,11 +83,12 @@ def test_option_values_parse_to_exact_numbers():
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--archs", "sample:0"], "--archs sample:N needs 1 <= N <= 6466"),
-    (["--archs", "sample:x"], "--archs sample:N"),
-    (["--archs", "15625"], "'15625' in the list is neither an NB201 index"),
+    (["--archs", "sample:0"], "--archs sample:0: sample size must be an int in 1..6466"),
+    (["--archs", "sample:x"], "expected sample:N with N a positive integer"),
+    (["--archs", "15625"], "'15625' is not an architecture of search space 'nb201'"),
     (["--archs", "1,|bogus~0|"], "'|bogus~0|'"),
-    (["--archs", "missing/file.txt"], "--archs file missing/file.txt does not exist"),
+    (["--archs", "missing/file.txt"], "file missing/file.txt does not exist"),
+    (["--archs", "truth"], "needs ground truth; pass --truth"),
     (["--archs", "1", "--proxies", "params,nope"], "unknown proxy name(s) ['nope']; available: "),
     (["--archs", "1", "--option", "epss=1"], "unknown option(s) ['epss']"),
     (["--archs", "1", "--device", "tpu"], "device must be 'cpu' or 'cuda"),
@@ -233,3 +234,9 @@ def test_ray_backend_without_ray_names_the_extra(tmp_path, capsys, monkeypatch):
     code, _, err = _cli(capsys, "score", "--archs", "1", "--proxies", "params", "--store", tmp_path / "s.sqlite",
                         "--backend", "ray", "--quiet")
     assert code == 2 and "pip install 'zcproxy[ray]'" in err
+
+
+def test_unknown_space_is_a_usage_error_naming_the_forms(tmp_path, capsys):
+    code, _, err = _cli(capsys, "score", "--archs", "1", "--space", "nope", "--store", tmp_path / "s.sqlite")
+    assert code == 2 and "argument --space: unknown search space 'nope'; use one of nb201, darts" in err
+    assert not (tmp_path / "s.sqlite").exists()

@@ -19,11 +19,11 @@ from .._datasets import dataset_for_classes, dataset_info
 from ._genotype import EDGES, OPS, SIZE, canonical_form, check_index, parse, to_string
 from . import _genotype
 from ._model import TinyNetwork
-from ._protocol import SearchSpace, check_space, label, labels, uniform_sample
+from ._protocol import DEFAULT_SPACE, SearchSpace, check_space, label, labels, uniform_sample  # noqa: F401
 from ..errors import SpaceError
 
-__all__ = ["NB201", "OPS", "EDGES", "TinyNetwork", "SearchSpace", "get_space", "BUILTIN_SPACES", "label",
-           "labels"]
+__all__ = ["NB201", "OPS", "EDGES", "TinyNetwork", "SearchSpace", "get_space", "BUILTIN_SPACES", "DEFAULT_SPACE",
+           "label", "labels"]
 
 BUILTIN_SPACES = ("nb201", "darts")
 
