@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
-from typing import Any
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
 
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 ARCHS_FORMS = ("all, unique, sample:N, quantiles:K, truth, a file (one architecture per line), or a comma list of "
@@ -160,3 +163,30 @@ def selected_archs(args: argparse.Namespace, dataset: str = "cifar10") -> list[s
             raise ValueError(f"--archs {args.archs!r} needs ground truth; pass --truth")
         truth = truth_metric(table, dataset, getattr(args, "metric", None))
     return select_archs(args.archs, args.space, seed=args.seed, truth=truth)
+
+
+@contextlib.contextmanager
+def created_outputs(folder: Path) -> Iterator[Path]:
+    """Create ``folder`` (and parents) for a command's outputs; if the command fails, remove what it created
+    there (new files, and the folders it made) and never what existed before."""
+    existed = {p for p in folder.rglob("*")} if folder.exists() else set()
+    first_new = next((p for p in (folder, *folder.parents) if not p.exists()), None)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder} is a file; pass a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out {folder}: a parent of it is a file; pass a folder path") from None
+    try:
+        yield folder
+    except BaseException:
+        if first_new is not None and made:
+            shutil.rmtree(made[-1], ignore_errors=True)
+        else:
+            for path in sorted(set(folder.rglob("*")) - existed, key=lambda p: len(p.parts), reverse=True):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise

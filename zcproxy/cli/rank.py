@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .score import assignment, options_dict, positive_int
+from ._args import add_space_arguments, assignment, load_truth, options_dict, positive_int, truth_metric
 
 HELP = "Print the top architectures of a score store by one proxy (best first, with arch strings)."
 
@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=positive_int, default=20, help="how many architectures (default 20)")
     parser.add_argument("--setting", type=assignment, action="append", metavar="KEY=VALUE",
                         help="choose among several stored settings, e.g. seed=0 or eps=8/255 (repeatable)")
+    add_space_arguments(parser, truth_help="ground truth to show beside each architecture (optional)")
 
 
 def ranking(wide, output: str, higher_is_better: bool, top: int):
@@ -27,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from .. import proxies, store
-    from ..space import NB201
 
     frame = store.load(args.store)
     if frame.empty:
@@ -40,11 +40,25 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--proxy {args.proxy!r} is not produced by any installed proxy, so its orientation is "
                          f"unknown; installed outputs: {', '.join(sorted(orientation))}")
     higher = orientation[args.proxy][1]
-    wide = store.pivot(frame[frame["proxy"] == args.proxy], settings=options_dict(args.setting, "--setting"))
+    space = args.space
+    wide = store.pivot(frame[frame["proxy"] == args.proxy], settings=options_dict(args.setting, "--setting"),
+                       space=space.name)
     if args.proxy not in wide.columns:
         raise ValueError(f"no {args.proxy!r} scores match --setting {dict(args.setting or [])}")
-    rows = [[rank, arch, value, NB201.arch(arch)]
-            for rank, (arch, value) in enumerate(ranking(wide, args.proxy, higher, args.top), 1)]
-    print(f"{args.proxy} ({'higher' if higher else 'lower'} is better), {len(wide)} archs in {args.store}")
-    print(tabulate(rows, headers=["rank", "arch", args.proxy, "arch string"], floatfmt=".6g"))
+    truth = load_truth(args)
+    metric = truth_metric(truth, "cifar10", args.metric) if truth is not None else None
+    rows = []
+    for rank, (arch, value) in enumerate(ranking(wide, args.proxy, higher, args.top), 1):
+        row = [rank, arch, value]
+        if metric is not None:
+            row.append(metric.get(arch, float("nan")))
+        if hasattr(space, "describe"):
+            row.append(space.describe(space.key(arch)))
+        rows.append(row)
+    headers = (["rank", "arch", args.proxy] + ([f"truth {metric.name[1]}"] if metric is not None else [])
+               + (["architecture"] if hasattr(space, "describe") else []))
+    print(f"{args.proxy} ({'higher' if higher else 'lower'} is better), {len(wide)} archs of space {space.name} in "
+          f"{args.store}")
+    print(tabulate(rows, headers=headers, floatfmt=".6g"))
     return 0
+

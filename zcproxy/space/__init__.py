@@ -94,6 +94,10 @@ class _NB201:
         """True when the network output is constant (see :meth:`is_zero_output`)."""
         return self.is_zero_output(key)
 
+    def describe(self, key: str) -> str:
+        """The arch string of a key (what tables show beside the index)."""
+        return self.arch(self.resolve(key))
+
     # -- NAS-Bench-201 specifics -----------------------------------------------------------------------
 
     def arch(self, i: int) -> str:
