@@ -4,21 +4,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DataNotFoundError
+from .errors import DataNotFoundError, ZcproxyError
 
 ENV_VAR = "ZCPROXY_DATA"
 DEFAULT_DIR = Path("~/.cache/zcproxy")
+
+
+def expand(path: str | os.PathLike, what: str = "path") -> Path:
+    """``path`` with a leading ``~`` / ``~user`` expanded; one that cannot be expanded raises naming it."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ZcproxyError(f"{what} {str(path)!r}: cannot expand {Path(path).parts[0]!r} (no such user or no home "
+                           "directory); pass an absolute path") from None
 
 
 def data_dirs(explicit: str | os.PathLike | None = None) -> list[Path]:
     """Directories searched for data, in priority order."""
     dirs: list[Path] = []
     if explicit is not None:
-        dirs.append(Path(explicit).expanduser())
+        dirs.append(expand(explicit, "data directory"))
     env = os.environ.get(ENV_VAR)
     if env:
-        dirs.append(Path(env).expanduser())
-    dirs.append(DEFAULT_DIR.expanduser())
+        dirs.append(expand(env, f"${ENV_VAR}"))
+    dirs.append(expand(DEFAULT_DIR, "default data directory"))
     return dirs
 
 

@@ -36,3 +36,7 @@ class SpaceError(ZcproxyError, ValueError):
 
 class TruthError(ZcproxyError, ValueError):
     """A ground-truth table is malformed: a missing column, an unknown architecture or a non-numeric value."""
+
+
+class FetchError(ZcproxyError, ValueError):
+    """A download request names unknown data or a URL that is not an http(s) address."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._paths import data_dir
-from .errors import DataFormatError, DataNotFoundError
+from .errors import DataFormatError, DataNotFoundError, FetchError
 
 __all__ = ["Resource", "FetchResult", "MANIFEST", "DEFAULT", "fetch", "missing", "ensure"]
 
@@ -130,10 +130,8 @@ def fetch(names: Iterable[str] | None = None, dest: str | os.PathLike | None = N
     mismatch or a broken archive, naming the file and the fix.
     """
     table = MANIFEST if manifest is None else manifest
-    wanted = list(DEFAULT if names is None else names)
-    unknown = [n for n in wanted if n not in table]
-    if unknown:
-        raise ValueError(f"unknown data name(s) {unknown}; available: {', '.join(table)}")
+    wanted = _known(DEFAULT if names is None else names, table)
+    _check_base_url(base_url)
     root = data_dir(dest)
     say = log or (lambda _message: None)
     results = []
@@ -149,6 +147,25 @@ def fetch(names: Iterable[str] | None = None, dest: str | os.PathLike | None = N
     return results
 
 
+def _known(names: Iterable[str], table: Mapping[str, Resource]) -> list[str]:
+    """``names`` as a list, or a FetchError naming the unknown ones and the valid ones."""
+    if isinstance(names, str):
+        raise FetchError(f"data names must be a list such as ['cifar10'], got the string {names!r}")
+    wanted = list(names)
+    unknown = [n for n in wanted if not isinstance(n, str) or n not in table]
+    if unknown:
+        raise FetchError(f"unknown data name(s) {unknown}; available: {', '.join(table)} (see `zcproxy fetch --list`)")
+    return wanted
+
+
+def _check_base_url(base_url: str | None) -> None:
+    if base_url is None:
+        return
+    if not isinstance(base_url, str) or not base_url.lower().startswith(("http://", "https://")) \
+            or any(c.isspace() or ord(c) < 32 for c in base_url) or len(base_url.split("://", 1)[1].strip("/")) == 0:
+        raise FetchError(f"--base-url {base_url!r} is not an http(s) address; pass e.g. https://mirror.example/zcproxy")
+
+
 def _url(resource: Resource, base_url: str | None) -> str:
     return resource.url if base_url is None else f"{base_url.rstrip('/')}/{resource.url.rsplit('/', 1)[-1]}"
 
@@ -159,11 +176,9 @@ def missing(names: Iterable[str], data_dir: str | os.PathLike | None = None, *,
     from ._paths import data_dirs
 
     table = MANIFEST if manifest is None else manifest
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        raise ValueError(f"unknown data name(s) {unknown}; available: {', '.join(table)}")
+    wanted = _known(names, table)
     dirs = data_dirs(data_dir)
-    return [n for n in names if not any((d / table[n].target).exists() for d in dirs)]
+    return [n for n in wanted if not any((d / table[n].target).exists() for d in dirs)]
 
 
 def ensure(names: Iterable[str], dest: str | os.PathLike | None = None, base_url: str | None = None, *,
@@ -176,7 +191,8 @@ def ensure(names: Iterable[str], dest: str | os.PathLike | None = None, base_url
     ``zcproxy fetch`` command to run; nothing is written. Returns one result per fetched name.
     """
     table = MANIFEST if manifest is None else manifest
-    wanted = list(dict.fromkeys(names))
+    wanted = list(dict.fromkeys(_known(names, table)))
+    _check_base_url(base_url)
     todo = missing(wanted, dest, manifest=table)
     if not todo:
         return []
@@ -207,7 +223,7 @@ def _unreachable(url: str, timeout: float) -> str | None:
             return None
     except urllib.error.HTTPError:
         return None  # the server answered; the download reports what is wrong
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         return str(getattr(exc, "reason", exc))
 
 
@@ -252,7 +268,7 @@ def _download(url: str, out, resource: Resource, say: Callable[[str], None],
             f"could not download {resource.name} from {url}: HTTP {exc.code} {exc.reason}. Check the URL "
             "(--base-url) or download the file by hand into the data directory"
         ) from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataNotFoundError(
             f"could not download {resource.name} from {url}: {reason}. Check the network connection or use "

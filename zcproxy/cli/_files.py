@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Iterator
+
+from .._paths import expand
 
 
 @contextmanager
 def remove_if_failed(*paths: str | os.PathLike) -> Iterator[None]:
     """On an exception in the block, delete those of ``paths`` (files) and their parent folders that were
     absent when the block started; anything that existed before is left untouched."""
-    files = [Path(p).expanduser() for p in paths]
+    files = [expand(p) for p in paths]
     new_files = [p for p in files if not p.exists() and not p.is_symlink()]
     new_dirs = sorted({d for p in files for d in (p.parent, *p.parent.parents) if not d.exists()},
                       key=lambda d: len(d.parts), reverse=True)

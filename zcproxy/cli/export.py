@@ -5,6 +5,7 @@ import argparse
 import os
 from pathlib import Path
 
+from .._paths import expand
 from ._files import remove_if_failed
 
 from .score import assignment, options_dict
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.out.lower().endswith(".csv"):
         raise ValueError(f"--out {args.out!r} must name a .csv file")
-    out = Path(args.out).expanduser()
+    out = expand(args.out, "--out")
     if out.exists() and not args.force:
         raise ValueError(f"--out {args.out!r} already exists; pass --force to overwrite it, or choose another file")
     if out.exists() and not out.is_file():

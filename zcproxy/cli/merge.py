@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from .._paths import expand
 from ._files import remove_if_failed
 
 HELP = "Merge score stores into OUT: identical rows are deduplicated, conflicting values are reported."
@@ -18,10 +18,10 @@ def run(args: argparse.Namespace) -> int:
     from .. import store
 
     for source in args.inputs:
-        if not Path(source).expanduser().is_file():
+        if not expand(source, "input store").is_file():
             raise FileNotFoundError(f"input store {source!r} does not exist or is not a file; check the path "
                                     f"(nothing was written to {args.out})")
-    out = str(Path(args.out).expanduser())
+    out = str(expand(args.out, "OUT"))
     with remove_if_failed(out, out + "-wal", out + "-shm", out + "-journal"):
         report = store.merge(args.out, args.inputs)
     print(f"merged {len(args.inputs)} store(s) into {args.out}: {report.added} rows added, "
