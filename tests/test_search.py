@@ -221,7 +221,9 @@ def _hand_truth() -> pd.DataFrame:
     position[REPS[-1]] = len(REPS) - 1
     pgd = np.array([position[NB201.representative(i)] / len(REPS) for i in range(NB201.size())])
     columns = pd.MultiIndex.from_tuples([("cifar10", "clean"), ("cifar10", "pgd_8"), ("cifar10", "autoattack")])
-    return pd.DataFrame(np.stack([pgd + 0.3, pgd, pgd - 0.05], axis=1), columns=columns)
+    frame = pd.DataFrame(np.stack([pgd + 0.3, pgd, pgd - 0.05], axis=1), columns=columns)
+    frame[("arch", "representative")] = [NB201.representative(i) for i in range(NB201.size())]
+    return frame
 
 
 def test_percentile_and_regret_by_hand():

@@ -190,3 +190,13 @@ def created_outputs(folder: Path) -> Iterator[Path]:
                 else:
                     path.unlink(missing_ok=True)
         raise
+
+
+def renamed_flag(new: str) -> type[argparse.Action]:
+    """An argparse action for a retired flag: using it is a usage error naming ``new``."""
+
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{option_string} was renamed {new} (the same flag in every command); use {new}")
+
+    return Renamed

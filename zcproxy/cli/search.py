@@ -6,12 +6,12 @@ import math
 import sys
 from typing import Any
 
-from .score import DATASETS, assignment, dataset_name, non_negative_int, options_dict, positive_int
+from ._args import (DATASETS, add_space_arguments, assignment, dataset_name, load_truth, non_negative_int,
+                    options_dict, positive_int, renamed_flag, truth_metric)
 
-HELP = ("Search NAS-Bench-201 with a proxy, an ensemble or the benchmark truth (--oracle) under a budget of "
-        "proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
+HELP = ("Search a space (NAS-Bench-201, DARTS, yours) with a proxy, an ensemble or the benchmark truth (--oracle) "
+        "under a budget of proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
 STRATEGY_CHOICES = ("random", "rea", "prune")
-TARGETS = ("clean", "fgsm_3", "pgd_3", "fgsm_8", "pgd_8", "autoattack")
 
 
 def _positive_float(text: str) -> float:
@@ -41,12 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="select stored scores whose settings have this value (repeatable)")
     parser.add_argument("--dataset", default="cifar10", type=dataset_name,
                         help=f"dataset: {', '.join(DATASETS)} (any letter case; default cifar10)")
-    parser.add_argument("--target", default="pgd_8", choices=TARGETS,
-                        help="true metric for --oracle, percentile and regret (default pgd_8 = PGD-8/255)")
+    parser.add_argument("--target", default=None,
+                        help="true metric for --oracle, percentile and regret (default pgd_8 = PGD-8/255 when the "
+                             "truth has it, else its first metric, e.g. clean for darts1000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="search seed")
     parser.add_argument("--score-seed", type=non_negative_int, default=0,
                         help="seed of live scoring (weights and batch), also selects stored scores")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="live scoring batch size")
+    parser.add_argument("--batch", dest="batch_size", type=positive_int, default=64,
+                        help="live scoring batch size (default 64)")
+    parser.add_argument("--batch-size", action=renamed_flag("--batch"), help=argparse.SUPPRESS)
     parser.add_argument("--option", type=assignment, action="append", metavar="KEY=VALUE",
                         help="proxy option for live scoring, e.g. eps=8/255 (repeatable)")
     parser.add_argument("--stand-in", action="store_true", help="live scoring: CIFAR-10 images stand in")
@@ -62,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clean- and robust-oriented proxy outputs for --pareto (oracle: true clean and "
                         "--target accuracy)")
     parser.add_argument("--cost", default="params", help="cost output minimised by --pareto (params or flops)")
+    add_space_arguments(parser, truth_help="ground truth for --oracle and the verdict (default: the space's "
+                                           "built-in benchmark, nasrobbench201 for nb201, darts1000 for darts)")
 
 
 def _check(args: argparse.Namespace) -> list[str]:
@@ -86,33 +91,46 @@ def _check(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _truth(args: argparse.Namespace, required: bool):
+def _truth(args: argparse.Namespace, required: bool, dataset: str):
     from ..errors import DataNotFoundError
-    from ..truth import load_nasrobbench201
+    from ..truth import BUILTIN
 
+    if args.truth is None:
+        args.truth = next((name for name, (space, _) in BUILTIN.items() if space == args.space.name), None)
+    if args.truth is None:
+        if required:
+            raise ValueError(f"--oracle needs ground truth for space {args.space.name!r}; pass --truth FILE.csv")
+        return None
     try:
-        return load_nasrobbench201(args.data_dir)
+        truth = load_truth(args, dataset)
     except DataNotFoundError as exc:
         if required:
             raise
-        print(f"note: no NAS-RobBench-201 truth ({exc}); true accuracies are not shown", file=sys.stderr)
+        print(f"note: no ground truth ({exc}); true accuracies are not shown", file=sys.stderr)
         return None
+    if args.target is None:
+        args.target = truth_metric(truth, dataset, None).name[1]
+    elif (dataset, args.target) not in truth.columns:
+        raise ValueError(f"--target {args.target!r} is not in the ground truth; it has "
+                         f"{[m for d, m in truth.columns if d == dataset]}")
+    return truth
 
 
 def _source(args: argparse.Namespace, names: list[str], dataset: str, truth, stored, store):
     from ..search import LiveSource, ensemble_source, oracle_source, store_source, stored_table
 
     settings = options_dict(args.setting, "--setting") or None
+    space = args.space
     if args.oracle:
-        return oracle_source(truth, dataset=dataset, metric=args.target)
+        return oracle_source(truth, dataset=dataset, metric=args.target, space=space)
     if len(names) > 1:
-        values, degenerate = stored_table(stored, names, settings=settings)
-        return ensemble_source(values, {n: 1.0 for n in names}, degenerate=degenerate)
+        values, degenerate = stored_table(stored, names, settings=settings, space=space)
+        return ensemble_source(values, {n: 1.0 for n in names}, degenerate=degenerate, space=space)
     if store is not None or stored is None:
         return LiveSource(names[0], dataset=dataset, seed=args.score_seed, batch_size=args.batch_size,
                           stand_in=args.stand_in, options=options_dict(args.option), data_dir=args.data_dir,
-                          device=args.device, store=store)
-    return store_source(stored, names[0], settings=settings)
+                          device=args.device, store=store, space=space)
+    return store_source(stored, names[0], settings=settings, space=space)
 
 
 def _pareto_rows(args, result, dataset, truth, stored, store) -> tuple[list[dict[str, Any]], int, float]:
@@ -123,15 +141,15 @@ def _pareto_rows(args, result, dataset, truth, stored, store) -> tuple[list[dict
 
     def proxy_source(output: str):
         if stored is not None and not args.live:
-            return store_source(stored, output, settings=settings)
+            return store_source(stored, output, settings=settings, space=args.space)
         return LiveSource(output, dataset=dataset, seed=args.score_seed, batch_size=args.batch_size,
                           stand_in=args.stand_in, options=options_dict(args.option), data_dir=args.data_dir,
-                          device=args.device, store=store)
+                          device=args.device, store=store, space=args.space)
 
     if args.oracle:
         clean_name, robust_name = "true clean", f"true {args.target}"
-        sources = [oracle_source(truth, dataset=dataset, metric="clean"),
-                   oracle_source(truth, dataset=dataset, metric=args.target)]
+        sources = [oracle_source(truth, dataset=dataset, metric="clean", space=args.space),
+                   oracle_source(truth, dataset=dataset, metric=args.target, space=args.space)]
     else:
         pair = [p.strip() for p in args.pareto_proxies.split(",") if p.strip()]
         if len(pair) != 2:
@@ -157,6 +175,9 @@ def _pareto_rows(args, result, dataset, truth, stored, store) -> tuple[list[dict
     return rows, extra, seconds
 
 
+_LABELS = {"pgd_8": "PGD-8", "autoattack": "AutoAttack"}
+
+
 def _percent(value: float) -> str:
     return f"{100 * value:.2f}"
 
@@ -171,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
 
     names = _check(args)
     dataset = dataset_info(args.dataset).name
-    truth = _truth(args, required=args.oracle)
+    truth = _truth(args, required=args.oracle, dataset=dataset)
+    if args.target is None:
+        args.target = "pgd_8"
     stored = read_scores(args.store) if args.store and not args.live else None
     store = None
     if args.live and args.store:
@@ -191,27 +214,37 @@ def run(args: argparse.Namespace) -> int:
         except ProxyError as exc:
             print(f"zcproxy search: {exc}", file=sys.stderr)
             return 1
-        scope = (f"{len(source.domain)} scored architectures in {args.store} (search restricted to them)"
-                 if stored is not None else "all 6,466 representatives")
+        if stored is not None:
+            scope = f"{len(source.domain)} scored architectures in {args.store} (search restricted to them)"
+        elif source.domain.open:
+            scope = f"the whole {args.space.name} space (sampled; too large to list)"
+        else:
+            scope = f"all {len(source.domain):,} representatives of {args.space.name}"
         print(f"{args.strategy} search on {dataset}, objective {source.name}, over {scope}")
         print(f"spent {result.evaluations} proxy evaluations (budget {args.budget}"
               + (f", {args.seconds} s" if args.seconds else "") + f"), {result.compute_seconds:.2f} compute seconds")
         chosen = {e.arch: e for e in result.history}.get(result.chosen)
         row: dict[str, Any] = {"arch": result.chosen, "objective value": None if chosen is None else chosen.value}
         if truth is not None:
-            verdict = assess([result.chosen], truth, dataset=dataset, target=args.target).iloc[0]
-            row.update({"arch string": verdict["arch_str"], "clean %": _percent(verdict["clean"]),
-                        "PGD-8 %": _percent(verdict["pgd_8"]), "AutoAttack %": _percent(verdict["autoattack"]),
-                        f"{args.target} percentile": f"{verdict['percentile']:.2f}",
-                        f"{args.target} regret (pts)": f"{100 * verdict['regret']:.2f}"})
+            if result.chosen in truth.index:
+                verdict = assess([result.chosen], truth, dataset=dataset, target=args.target, space=args.space).iloc[0]
+                row["arch string"] = verdict["arch_str"]
+                row.update({_LABELS.get(m, m) + " %": _percent(verdict[m])
+                            for m in ("clean", "pgd_8", "autoattack") if m in verdict})
+                row.update({f"{args.target} percentile": f"{verdict['percentile']:.2f}",
+                            f"{args.target} regret (pts)": f"{100 * verdict['regret']:.2f}"})
+            else:
+                row["truth"] = "not in the ground truth (a live search may find unlisted architectures)"
         print(tabulate([row], headers="keys", tablefmt="github"))
         if args.pareto:
             rows, extra, seconds = _pareto_rows(args, result, dataset, truth, stored, store)
             if truth is not None:
-                verdicts = assess([r["arch"] for r in rows], truth, dataset=dataset, target=args.target)
-                for r, (_, v) in zip(rows, verdicts.iterrows()):
-                    r.update({"clean %": _percent(v["clean"]), "PGD-8 %": _percent(v["pgd_8"]),
-                              "AutoAttack %": _percent(v["autoattack"])})
+                listed = [r for r in rows if r["arch"] in truth.index]
+                verdicts = assess([r["arch"] for r in listed], truth, dataset=dataset, target=args.target,
+                                  space=args.space)
+                for r, (_, v) in zip(listed, verdicts.iterrows()):
+                    r.update({_LABELS.get(m, m) + " %": _percent(v[m]) for m in ("clean", "pgd_8", "autoattack")
+                              if m in v})
             print(f"\nPareto front of the {result.evaluations} evaluated architectures "
                   f"({extra} criterion evaluations, {seconds:.2f} s):")
             print(tabulate(rows, headers="keys", tablefmt="github"))

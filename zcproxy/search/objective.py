@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import ZcproxyError
-from ..space import NB201
 from .domain import Domain
 
 
@@ -49,14 +48,14 @@ class Source(Protocol):
     domain: Domain
     higher_is_better: bool
 
-    def lookup(self, rep: int) -> tuple[float, float, bool]: ...
+    def lookup(self, rep) -> tuple[float, float, bool]: ...
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """One proxy evaluation: representative, raw value, oriented score (higher is better), its cost."""
 
-    arch: int
+    arch: int | str
     value: float
     score: float
     seconds: float
@@ -100,11 +99,11 @@ class Objective:
 
     def known(self, arch: int) -> Evaluation | None:
         """The evaluation of ``arch``'s representative if already made in this run (free)."""
-        return self._known.get(NB201.representative(arch))
+        return self._known.get(self.domain.rep(arch))
 
     def __call__(self, arch: int) -> float:
         """Oriented score of ``arch`` (its representative); evaluates it when new, within the budget."""
-        rep = NB201.representative(arch)
+        rep = self.domain.rep(arch)
         seen = self._known.get(rep)
         if seen is not None:
             return seen.score

@@ -20,59 +20,60 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from ..space import OPS
-from .domain import NUM_EDGES, genotype_ids, index_of_ids, representatives_of
 from .objective import Objective
 from .random_search import _rng
 from .result import SearchResult
 
-ROUNDS = len(OPS) - 1
-
 
 def prune_search(objective: Objective, *, seed: int = 0, samples_per_round: int | None = None) -> SearchResult:
-    """Prune the all-ops supernet down to one architecture (see module docstring); returns the final arch."""
+    """Prune the all-ops supernet down to one architecture (see module docstring); returns the final arch.
+
+    Needs a finite space with one op choice per edge (``op_table``, e.g. NB201); positions below index
+    the space's ``archs()`` order.
+    """
+    domain = objective.domain
+    num_edges, num_ops = domain.op_choices
+    rounds = num_ops - 1
     limit = objective.budget.evaluations
     if samples_per_round is None and limit is not None:
         spare = max(0, limit - 1)  # one evaluation is kept for the final architecture
-        quotas = [spare // ROUNDS + (1 if r < spare % ROUNDS else 0) for r in range(ROUNDS)]
+        quotas = [spare // rounds + (1 if r < spare % rounds else 0) for r in range(rounds)]
     elif samples_per_round is None:
-        quotas = [25] * ROUNDS
+        quotas = [25] * rounds
     elif isinstance(samples_per_round, bool) or not isinstance(samples_per_round, int) or samples_per_round < 1:
         raise ValueError(f"samples_per_round must be a positive int, got {samples_per_round!r}")
     else:
-        quotas = [samples_per_round] * ROUNDS
+        quotas = [samples_per_round] * rounds
     rng = _rng(seed)
-    domain = objective.domain
-    ops: list[set[int]] = [set(range(len(OPS))) for _ in range(NUM_EDGES)]
-    sampled: dict[int, int] = {}  # index drawn from a sub-supernet -> its representative (evaluated)
+    ops: list[set[int]] = [set(range(num_ops)) for _ in range(num_edges)]
+    sampled: dict[int, object] = {}  # position drawn from a sub-supernet -> its representative (evaluated)
     for quota in quotas:
         candidates = np.flatnonzero(domain.subspace_mask(ops))
         new = 0
         for index in rng.permutation(candidates):
             if new >= quota or objective.exhausted:
                 break
-            rep = int(representatives_of(np.asarray([index]))[0])
+            rep = domain.rep_at(int(index))
             if objective.known(rep) is None:
                 objective(rep)
                 new += 1
                 sampled[int(index)] = rep
-        inside = [i for i in sampled if all(genotype_ids(i)[e] in ops[e] for e in range(NUM_EDGES))]
+        inside = [i for i in sampled if all(domain.op_ids(i)[e] in ops[e] for e in range(num_edges))]
         ranks = rankdata([objective(sampled[i]) for i in inside], method="average") if inside else np.array([])
         neutral = (len(inside) + 1) / 2
-        for edge in range(NUM_EDGES):
+        for edge in range(num_edges):
             means = {}
             for op in ops[edge]:
-                mine = [r for i, r in zip(inside, ranks) if genotype_ids(i)[edge] == op]
+                mine = [r for i, r in zip(inside, ranks) if domain.op_ids(i)[edge] == op]
                 means[op] = float(np.mean(mine)) if mine else neutral
-            tie_break = rng.random(len(OPS))
+            tie_break = rng.random(num_ops)
             for op in sorted(means, key=lambda o: (means[o], tie_break[o])):
                 trial = [set(s) for s in ops]
                 trial[edge].discard(op)
                 if domain.subspace_mask(trial).any():
                     ops = trial
                     break
-    final_index = index_of_ids([next(iter(s)) for s in ops])
-    chosen = int(representatives_of(np.asarray([final_index]))[0])
+    chosen = domain.rep_at(domain.position_of_ops([next(iter(s)) for s in ops]))
     if objective.known(chosen) is None and not objective.exhausted:
         objective(chosen)
     return SearchResult.from_objective("prune", objective, seed, chosen, samples_per_round=quotas)

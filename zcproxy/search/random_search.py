@@ -17,8 +17,16 @@ def random_search(objective: Objective, *, seed: int = 0) -> SearchResult:
     """Sample distinct representatives of the objective's domain uniformly without replacement
     (Li & Talwalkar, UAI 2019 baseline); return the best evaluated one."""
     rng = _rng(seed)
-    for arch in rng.permutation(objective.domain.representatives):
+    domain = objective.domain
+    if domain.open:  # a space too large to list: draw until the budget is spent
+        while not objective.exhausted:
+            arch = domain.sample(rng, exclude=objective.evaluated)
+            if arch is None:
+                break
+            objective(arch)
+        return SearchResult.from_objective("random", objective, seed, objective.best().arch)
+    for arch in rng.permutation(domain.representatives):
         if objective.exhausted:
             break
-        objective(int(arch))
+        objective(arch.item() if isinstance(arch, np.generic) else arch)
     return SearchResult.from_objective("random", objective, seed, objective.best().arch)

@@ -15,7 +15,7 @@ class SearchResult:
     strategy: str
     objective: str
     seed: int
-    chosen: int
+    chosen: int | str
     history: tuple[Evaluation, ...]
     compute_seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
@@ -25,11 +25,11 @@ class SearchResult:
         return len(self.history)
 
     @property
-    def archs(self) -> list[int]:
+    def archs(self) -> list:
         """Evaluated representatives, in evaluation order."""
         return [e.arch for e in self.history]
 
-    def best_after(self, evaluations: int) -> int:
+    def best_after(self, evaluations: int):
         """Best-scoring architecture among the first ``evaluations`` (earliest on ties).
 
         For random search and REA this is exactly what the same run with that smaller budget returns.
@@ -40,9 +40,10 @@ class SearchResult:
         return prefix[max(range(len(prefix)), key=lambda i: (prefix[i].score, -i))].arch
 
     @classmethod
-    def from_objective(cls, strategy: str, objective: Objective, seed: int, chosen: int,
+    def from_objective(cls, strategy: str, objective: Objective, seed: int, chosen,
                        **settings: Any) -> "SearchResult":
         settings = {"budget_evaluations": objective.budget.evaluations,
                     "budget_seconds": objective.budget.seconds, **settings}
-        return cls(strategy, objective.name, int(seed), int(chosen), tuple(objective.history),
+        chosen = chosen.item() if hasattr(chosen, "item") else chosen  # numpy ints -> int; keys stay str
+        return cls(strategy, objective.name, int(seed), chosen, tuple(objective.history),
                    float(objective.compute_seconds), settings)

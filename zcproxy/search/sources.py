@@ -16,7 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..space import NB201
+from ..space import DEFAULT_SPACE, SearchSpace, get_space, label
+from ..truth import REPRESENTATIVE
 from .domain import Domain
 
 
@@ -36,26 +37,28 @@ def orientation_of(output: str, override: Mapping[str, bool] | None = None) -> b
 class TableSource:
     """Values from a fixed table keyed by architecture (stored scores, ensemble, oracle); 0 s per lookup."""
 
-    def __init__(self, name: str, values: Mapping[int, float] | pd.Series, *, higher_is_better: bool = True,
-                 degenerate: Iterable[int] = (), domain: Iterable[int] | None = None):
+    def __init__(self, name: str, values: Mapping | pd.Series, *, higher_is_better: bool = True,
+                 degenerate: Iterable = (), domain: Iterable | None = None,
+                 space: str | SearchSpace = DEFAULT_SPACE):
+        sp = get_space(space)
         items = values.items() if isinstance(values, (pd.Series, dict)) else dict(values).items()
-        by_rep: dict[int, float] = {}
+        by_rep: dict = {}
         for arch, value in items:
-            index = NB201.resolve(int(arch))
+            key = sp.key(arch.item() if isinstance(arch, np.generic) else arch)
             value = float(value)
             if math.isnan(value):
-                raise ValueError(f"{name}: value of architecture {index} is NaN; drop it or fix the table")
-            rep = NB201.representative(index)
-            if index == rep or rep not in by_rep:
-                by_rep[rep] = value
+                raise ValueError(f"{name}: value of architecture {label(key)} is NaN; drop it or fix the table")
+            rep = sp.representative(key)
+            if key == rep or label(rep) not in by_rep:
+                by_rep[label(rep)] = value
         if domain is not None:
-            allowed = set(Domain(domain).representatives.tolist())
+            allowed = set(Domain(domain, sp).representatives.tolist())
             by_rep = {a: v for a, v in by_rep.items() if a in allowed}
         self.name = name
         self.higher_is_better = bool(higher_is_better)
         self.values = by_rep
-        self.degenerate = frozenset(NB201.representative(NB201.resolve(int(a))) for a in degenerate)
-        self.domain = Domain(by_rep)
+        self.domain = Domain(by_rep, sp)
+        self.degenerate = frozenset(self.domain.rep(a) for a in degenerate)
 
     def lookup(self, rep: int) -> tuple[float, float, bool]:
         return self.values[rep], 0.0, rep in self.degenerate
@@ -67,8 +70,8 @@ class LiveSource:
 
     def __init__(self, output: str, *, dataset: str = "cifar10", seed: int = 0, batch_size: int = 64,
                  stand_in: bool = False, options: Mapping[str, Any] | None = None, data_dir: str | None = None,
-                 device: str = "cpu", store: Any = None, domain: Iterable[int] | None = None,
-                 orientation: Mapping[str, bool] | None = None):
+                 device: str = "cpu", store: Any = None, domain: Iterable | None = None,
+                 orientation: Mapping[str, bool] | None = None, space: str | SearchSpace = DEFAULT_SPACE):
         from .. import proxies
         from ..scoring import planned_settings
 
@@ -79,12 +82,14 @@ class LiveSource:
         self.proxy = known[output][0]
         self.name = output
         self.higher_is_better = orientation_of(output, orientation)
-        self.domain = Domain(domain)
+        self.space = get_space(space)
+        self.domain = Domain(domain, self.space)
         self._kwargs = dict(dataset=dataset, seed=seed, batch_size=batch_size, stand_in=stand_in,
-                            data_dir=data_dir, device=device, **dict(options or {}))
+                            data_dir=data_dir, device=device, space=self.space, **dict(options or {}))
         self.store = store
         self.settings = planned_settings(self.proxy, dataset=dataset, seed=seed, batch_size=batch_size,
-                                         stand_in=stand_in, **dict(options or {}))
+                                         stand_in=stand_in, space_settings=self.space.settings(),
+                                         **dict(options or {}))
         if store is not None:
             from ..store import settings_hash
 
@@ -92,16 +97,16 @@ class LiveSource:
 
     def lookup(self, rep: int) -> tuple[float, float, bool]:
         if self.store is not None:
-            stored = self.store.get(rep, self.output, self.settings_hash)
+            stored = self.store.get(self.space.key(rep), self.output, self.settings_hash, space=self.space.name)
             if stored is not None:
-                return stored, 0.0, NB201.is_zero_output(rep)
+                return stored, 0.0, self.space.is_degenerate(self.space.key(rep))
         from ..scoring import score
 
         start = time.perf_counter()
         results = score(rep, [self.proxy], **self._kwargs)
         seconds = time.perf_counter() - start
         if self.store is not None:
-            self.store.put(rep, results, device=str(self._kwargs["device"]))
+            self.store.put(self.space.key(rep), results, device=str(self._kwargs["device"]), space=self.space.name)
         result = results[self.output]
         return result.value, seconds, result.degenerate
 
@@ -130,14 +135,16 @@ def read_scores(path: str | os.PathLike) -> pd.DataFrame:
     return load(path)
 
 
-def stored_table(scores: pd.DataFrame, outputs: Sequence[str], *,
-                 settings: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stored_table(scores: pd.DataFrame, outputs: Sequence[str], *, settings: Mapping[str, Any] | None = None,
+                 space: str | SearchSpace = DEFAULT_SPACE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(values, degenerate flags): wide frames, index arch, one column per output, from a long score table.
 
     ``settings`` keeps rows whose settings agree on every listed key they have; an output stored under
     several settings hashes after filtering raises ValueError asking for a filter.
     """
     frame = scores[scores["proxy"].isin(list(outputs))]
+    if "space" in frame.columns:
+        frame = frame[frame["space"] == get_space(space).name]
     if settings and "settings" in frame.columns:
         frame = frame[[all(s.get(k, v) == v for k, v in settings.items()) for s in frame["settings"]]]
     absent = [o for o in outputs if o not in set(frame["proxy"])]
@@ -159,17 +166,18 @@ def stored_table(scores: pd.DataFrame, outputs: Sequence[str], *,
 
 
 def store_source(scores: pd.DataFrame, output: str, *, settings: Mapping[str, Any] | None = None,
-                 orientation: Mapping[str, bool] | None = None) -> TableSource:
+                 orientation: Mapping[str, bool] | None = None,
+                 space: str | SearchSpace = DEFAULT_SPACE) -> TableSource:
     """Stored values of one proxy output; the domain is the set of scored architectures."""
-    values, degenerate = stored_table(scores, [output], settings=settings)
+    values, degenerate = stored_table(scores, [output], settings=settings, space=space)
     column = values[output].dropna()
     flagged = degenerate[output].reindex(column.index).fillna(False)
     return TableSource(output, column, higher_is_better=orientation_of(output, orientation),
-                       degenerate=column.index[flagged.to_numpy(bool)])
+                       degenerate=column.index[flagged.to_numpy(bool)], space=space)
 
 
 def ensemble_source(values: pd.DataFrame, ensemble: Any, *, orientation: Mapping[str, bool] | None = None,
-                    degenerate: pd.DataFrame | None = None) -> TableSource:
+                    degenerate: pd.DataFrame | None = None, space: str | SearchSpace = DEFAULT_SPACE) -> TableSource:
     """An ensemble over stored scores: a fitted :class:`zcproxy.validate.ensemble.Ensemble` or weights
     ``{output: weight}`` for the AZ-NAS mean-of-log-ranks aggregate Σ_i w_i log(rank_i / M).
 
@@ -199,18 +207,19 @@ def ensemble_source(values: pd.DataFrame, ensemble: Any, *, orientation: Mapping
         table = table.mask(flagged, np.inf)  # an infinite value ranks worst in the ensemble
     predicted = ensemble.predict(table)
     name = f"{ensemble.method}(" + "+".join(members) + ")"
-    return TableSource(name, predicted, higher_is_better=True)
+    return TableSource(name, predicted, higher_is_better=True, space=space)
 
 
 def oracle_source(truth: pd.DataFrame, *, dataset: str = "cifar10", metric: str = "pgd_8",
-                  domain: Iterable[int] | None = None) -> TableSource:
-    """The benchmark's true accuracy as the objective (oracle mode), over representatives."""
+                  domain: Iterable | None = None, space: str | SearchSpace = DEFAULT_SPACE) -> TableSource:
+    """The benchmark's true accuracy as the objective (oracle mode), over the truth's representatives."""
     column = (dataset, metric)
     if column not in truth.columns:
         raise ValueError(f"the truth table has no column {column}; it has "
                          f"{sorted({c for c in truth.columns if c[0] != 'arch'})}")
-    reps = np.asarray(NB201.unique())
+    own = truth[REPRESENTATIVE]
+    reps = own.index[(own.to_numpy() == own.index.to_numpy())]
     values = truth[column].reindex(reps)
     if values.isna().any():
         raise ValueError(f"the truth table lacks {column} for {int(values.isna().sum())} representatives")
-    return TableSource(f"oracle:{dataset}/{metric}", values, higher_is_better=True, domain=domain)
+    return TableSource(f"oracle:{dataset}/{metric}", values, higher_is_better=True, domain=domain, space=space)

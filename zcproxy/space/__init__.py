@@ -94,6 +94,22 @@ class _NB201:
         """True when the network output is constant (see :meth:`is_zero_output`)."""
         return self.is_zero_output(key)
 
+    def op_table(self):
+        """Op ids (positions in ``OPS``) on the six edges of every index, a read-only 15,625 x 6 array."""
+        return _op_table()
+
+    def position_of_ops(self, ids: tuple[int, ...]) -> int:
+        """Index of the cell with these op ids (positions in ``OPS``) on the six edges."""
+        return _genotype._index_of()[tuple(OPS[i] for i in ids)]
+
+    def key_at(self, position: int) -> str:
+        """Key of the architecture at ``position`` of :meth:`archs` (the index itself)."""
+        return str(check_index(position))
+
+    def representatives_of_all(self) -> list[str]:
+        """The representative key of every index, in index order."""
+        return [str(r) for r in _genotype._representatives()]
+
     def describe(self, key: str) -> str:
         """The arch string of a key (what tables show beside the index)."""
         return self.arch(self.resolve(key))
@@ -154,6 +170,16 @@ class _NB201:
 
     def __repr__(self) -> str:
         return "NB201(size=15625, ops=" + ",".join(OPS) + ")"
+
+
+@cache
+def _op_table():
+    import numpy as np
+
+    op_id = {op: k for k, op in enumerate(OPS)}
+    table = np.array([[op_id[o] for o in g] for g in _genotype._order()], dtype=np.int64)
+    table.setflags(write=False)
+    return table
 
 
 @cache
