@@ -61,7 +61,6 @@ def test_index_arch_string_and_key_round_trip(index):
                                      max_size=4).map(",".join)))
 def test_archs_selection_accepts_or_raises_space_error(spec):
     assume("/" not in spec and "\\" not in spec and not spec.strip().endswith((".txt", ".csv")))  # no file reads
-    assume(not any(item.strip().startswith("~") for item in spec.split(",")))  # the xfail test below
     try:
         keys = select_archs(spec, get_space("nb201"), seed=0)
     except ZcproxyError:
@@ -69,9 +68,6 @@ def test_archs_selection_accepts_or_raises_space_error(spec):
     assert keys and all(k.isdigit() and 0 <= int(k) < NB201.size() for k in keys)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="zcproxy.space.selection._is_file calls Path.expanduser() on '~user' items, which raises "
-                          "RuntimeError for an unknown user (owner: the search-space work)")
 def test_archs_selection_with_an_unknown_tilde_user_raises_space_error():
     with pytest.raises(ZcproxyError):
         select_archs("~nosuchuser0", get_space("nb201"), seed=0)
@@ -162,7 +158,6 @@ def test_command_line_never_shows_a_traceback(tmp_path_factory, capsys, flag, va
     assume(not (command == "fetch" and option == "--only" and value.strip()
                 and all(n.strip() in MANIFEST for n in value.split(",") if n.strip())))  # would download
     assume("/" not in value and "\\" not in value)
-    assume(option != "--archs" or not any(i.strip().startswith("~") for i in value.split(",")))  # the xfail test
     store = str(folder / "s.sqlite")
     argv = {"fetch": ["fetch", "--dest", str(folder / "d"), "--only", "nope", "--base-url", "http://127.0.0.1:9"],
             "score": ["score", "--archs", "0", "--proxies", "params", "--store", store, "--quiet"],

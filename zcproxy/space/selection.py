@@ -154,5 +154,5 @@ def quantile_archs(truth: "pd.Series | None", count: int, space: SearchSpace, it
 def _is_file(item: str) -> bool:
     try:
         return Path(item).expanduser().is_file()
-    except (OSError, ValueError):  # a name too long or with a NUL byte is not a file
+    except (OSError, ValueError, RuntimeError):  # too long, a NUL byte, or an unknown ~user: not a file
         return False
