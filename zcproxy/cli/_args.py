@@ -136,7 +136,7 @@ def load_truth(args: argparse.Namespace, dataset: str = "cifar10"):
         return None
     from ..truth import load_truth as _load
 
-    return _load(args.truth, args.space.name, data_dir=getattr(args, "data_dir", None), key_column=args.truth_key,
+    return _load(args.truth, args.space, data_dir=getattr(args, "data_dir", None), key_column=args.truth_key,
                  dataset=dataset)
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from ..errors import TruthError
+from ..space import SearchSpace
 from ._csv import DARTS1000_FILE, load_darts1000, load_truth_csv
 from ._frame import DATASETS, REPRESENTATIVE, ROBUST_METRICS
 from ._nb201 import NB201_FILE, load_nb201
@@ -35,7 +36,7 @@ BUILTIN: dict[str, tuple[str, Callable[..., pd.DataFrame]]] = {
 """Built-in ground truth: name -> (search space it is keyed in, loader taking ``data_dir``)."""
 
 
-def load_truth(truth: str | os.PathLike, space: str = "nb201", *, data_dir: str | os.PathLike | None = None,
+def load_truth(truth: str | os.PathLike, space: "str | SearchSpace" = "nb201", *, data_dir: str | os.PathLike | None = None,
                key_column: str = "arch", metrics: Sequence[str] | None = None,
                dataset: str = "cifar10") -> pd.DataFrame:
     """A built-in table by name (:data:`BUILTIN`) or a CSV file keyed in ``space`` (see :func:`load_truth_csv`).
