@@ -14,14 +14,14 @@ from .score import add_run_arguments, options_dict, parse_archs, parse_proxies, 
 
 # The study's leaders that cost well under a second per architecture, plus the paper's clean and robust NTK.
 QUICK_PROXIES = ("meco", "params", "synflow", "ntk_clean", "ntk_robust")
-QUICK_ARCHS = "sample:40"
+QUICK_ARCHS = "sample:32"
 FULL_ARCHS = "sample:50"
 NEEDED = ("cifar10", "nasrobbench201")  # proxy batch images, ground truth
 SMALL_N = 30
 STUDY = Path(__file__).resolve().parents[2] / "results" / "correlation" / "correlation_nasrobbench201_cifar10.csv"
 
 HELP = (f"Score {QUICK_ARCHS.split(':')[1]} seeded NB201 architectures with {', '.join(QUICK_PROXIES)} on CIFAR-10 "
-        "(about 3 minutes on two cores; --full: all proxies on 50 archs, about 15 minutes) and print their "
+        "(under 3 minutes on two idle cores; --full: every proxy on 50 archs, over half an hour) and print their "
         "Kendall tau with NAS-RobBench-201 beside the committed 1,000-arch study. Missing data is fetched first; "
         "Ctrl-C prints the table of what is done.")
 
@@ -29,7 +29,7 @@ HELP = (f"Score {QUICK_ARCHS.split(':')[1]} seeded NB201 architectures with {', 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, archs_default=QUICK_ARCHS, store_default="runs/demo.sqlite")
     parser.add_argument("--full", action="store_true",
-                        help=f"every registered proxy on {FULL_ARCHS} (about 15 minutes on two idle cores)")
+                        help=f"every registered proxy on {FULL_ARCHS} (over half an hour on two idle cores)")
     parser.add_argument("--base-url", metavar="URL", help="fetch missing data from URL/<file name> (a mirror)")
     helps = {"archs": f"architectures (default {QUICK_ARCHS}; {FULL_ARCHS} with --full)",
              "proxies": f"comma-separated proxy names (default {','.join(QUICK_PROXIES)}; all with --full)",
