@@ -144,6 +144,14 @@ def test_jacobian_rows_are_the_concatenated_per_parameter_gradients():
     assert torch.equal(ntk._flatten(dict(flat), ("a", "b"), lead=0), torch.cat([flat["a"].reshape(-1), flat["b"]]))
 
 
+@pytest.mark.parametrize("output", ["sum", "trace"])
+def test_frozen_jacobian_rows_in_sample_chunks_equal_one_pass(output):
+    model, (x, _) = _net(), _batch(n=16)
+    full = ntk.jacobian(model, x, output=output).rows
+    for chunk in (2, 8, 16):  # the NTK proxies use 16 when the batch is a multiple of 16
+        assert torch.equal(ntk.jacobian(model, x, output=output, chunk_size=chunk).rows, full)
+
+
 def test_ntk_proxies_never_touch_the_callers_model():
     model, batch = _net(), _batch()
     model.eval()

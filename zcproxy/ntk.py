@@ -16,8 +16,8 @@ Two BatchNorm conventions (``bn``):
   samples (row i = d sum_c f_c(X)_i / d theta, gradients flowing through the batch statistics). This is
   the kernel the per-sample autograd loop of TE-NAS computes; it costs one forward and N backward passes
   of the batch (N*C for ``"full"``/``"trace"``), one row each by default, or ``chunk_size`` rows vectorised
-  per pass (on CPU at N = 64 one row per pass measured 2.5-4x faster than 8 or all 64 rows per pass, and
-  the channels-last layout used on CPU 1.2-2x faster than NCHW, results/perf/ntk_batch_rows.md).
+  per pass (on CPU at N = 64 one row per pass measured 2.6-4.3x faster than 8 or all 64 rows per pass,
+  and the channels-last layout used on CPU 1.2-2.0x faster than NCHW, results/perf/ntk_batch_rows.md).
 
 Neither mode touches the caller's model: both work on a private deep copy.
 """
@@ -338,10 +338,22 @@ def _per_sample_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dic
         return functional_call(net, ({**p, **frozen}, buffers), (sample.unsqueeze(0),)).squeeze(0)
 
     if output == "sum":
-        per_sample = vmap(grad(lambda p, s: single(p, s).sum()), in_dims=(None, 0), chunk_size=chunk_size)
-        return _flatten(per_sample(theta, x), order, lead=1)
-    per_sample = vmap(jacrev(single), in_dims=(None, 0), chunk_size=chunk_size)
-    return _flatten(per_sample(theta, x), order, lead=2)
+        per_sample = vmap(grad(lambda p, s: single(p, s).sum()), in_dims=(None, 0))
+        lead = 1
+    else:
+        per_sample = vmap(jacrev(single), in_dims=(None, 0))
+        lead = 2
+    step = chunk_size or x.shape[0]
+    if step >= x.shape[0]:
+        return _flatten(per_sample(theta, x), order, lead=lead)
+    rows = None
+    for start in range(0, x.shape[0], step):
+        part = _flatten(per_sample(theta, x[start:start + step]), order, lead=lead)
+        if rows is None:  # filled chunk by chunk: the rows are never held twice
+            rows = part.new_empty((x.shape[0], *part.shape[1:]))
+        rows[start:start + part.shape[0]] = part
+        del part
+    return rows
 
 
 def _batched_rows(net: nn.Module, theta: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor],

@@ -165,7 +165,7 @@ class FeaturePass:
             if isinstance(module, nn.ReLU):
                 self.codes.append(inputs[0].detach().reshape(n, -1) > 0)
             if isinstance(output, torch.Tensor) and output.dim() == 4:
-                self.maps.append(output[0].detach())
+                self.maps.append(output[0].detach().clone())  # a copy: a view would keep the whole batch
 
         with forward_hooks(list(model.modules()), hook), torch.no_grad():
             model(x.to(torch.float32))
