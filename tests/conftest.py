@@ -48,16 +48,19 @@ def _single_thread() -> None:
 
 @pytest.fixture(scope="module")
 def benchmark_script():
-    """Loader of a benchmarks/<name>.py script as a module (scripts are not part of the package)."""
+    """Loader of a benchmarks/<name>.py or studies/<name>.py script as a module (scripts are not part of the
+    package)."""
     import importlib.util
     import sys
 
     loaded: list[str] = []
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))  # as when run as a script: the scripts import their shared benchmarks/_report.py
+    root = Path(__file__).resolve().parents[1]
+    folders = [root / "benchmarks", root / "studies"]
+    for folder in folders:  # as when run as a script: benchmarks import their shared benchmarks/_report.py
+        sys.path.insert(0, str(folder))
 
     def load(name: str):
-        path = folder / f"{name}.py"
+        path = next(f / f"{name}.py" for f in folders if (f / f"{name}.py").exists())
         spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
@@ -69,4 +72,5 @@ def benchmark_script():
     for name in loaded:
         sys.modules.pop(name, None)
     sys.modules.pop("_report", None)
-    sys.path.remove(str(folder))
+    for folder in folders:
+        sys.path.remove(str(folder))

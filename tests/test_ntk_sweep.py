@@ -1,4 +1,4 @@
-"""benchmarks/ntk_sweep.py: its stored values are exactly what zcproxy.score records, and it resumes."""
+"""studies/ntk_sweep.py: its stored values are exactly what zcproxy.score records, and it resumes."""
 from __future__ import annotations
 
 

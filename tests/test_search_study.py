@@ -1,4 +1,4 @@
-"""benchmarks/search_study.py: per-output pools inside the search half, one oracle per pool, merged stores."""
+"""studies/search_study.py: per-output pools inside the search half, one oracle per pool, merged stores."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""benchmarks/study_export.py: one resumable store copy holding exactly the study's sample, merged from
+"""studies/study_export.py: one resumable store copy holding exactly the study's sample, merged from
 several stores, and a study page whose counts match it."""
 from __future__ import annotations
 

@@ -89,6 +89,16 @@ class _Outcome:
 # ------------------------------------------------------------------------------------------- planning
 
 
+def shard_spec(text: str) -> tuple[int, int]:
+    """Parse ``i/n`` with 0 <= i < n (0-based, like ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"expected i/n with 0 <= i < n (0-based), e.g. 0/4, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
 def shard_archs(archs: Iterable, index: int, count: int) -> list:
     """Shard ``index`` of ``count`` (0-based): the sorted distinct archs at positions ``p % count == index``.
 

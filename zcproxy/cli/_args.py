@@ -41,11 +41,13 @@ def dataset_name(text: str) -> str:
 
 
 def shard_spec(text: str) -> tuple[int, int]:
-    """``i/n`` with 0 <= i < n (0-based, like ``$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n (0-based), e.g. 0/4, got {text!r}")
-    return int(match[1]), int(match[2])
+    """argparse type: ``i/n`` with 0 <= i < n (see :func:`zcproxy.runner.shard_spec`)."""
+    from ..runner import shard_spec as parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_value(text: str) -> Any:

@@ -15,7 +15,7 @@ row has a like-for-like reference. Without a store, only the oracle (over all re
 exact parameter-count proxy (``--params``, computed for every representative from per-op counts checked
 against built models) run.
 
-    ZCPROXY_DATA=../shared/data .venv/bin/python benchmarks/search_study.py \
+    ZCPROXY_DATA=../shared/data .venv/bin/python studies/search_study.py \
         [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] \
         [--seeds 20] [--budget 100] [--out results/search]
 
@@ -37,7 +37,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from zcproxy.cli.score import assignment
+from zcproxy.cli._args import assignment
 from zcproxy.search import (Budget, Objective, TableSource, assess, ensemble_source, oracle_source, read_scores,
                             run, stored_table)
 from zcproxy.search.sources import orientation_of

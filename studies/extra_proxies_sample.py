@@ -3,7 +3,7 @@ them with NAS-RobBench-201 (adversarial training) and NAS-Bench-201 (clean) accu
 of non-isomorphic architectures. The AZ-NAS row ``az_nas_rank`` is the paper's population aggregate,
 sum_k log(rank_k / M) over the four components, computed over the sample.
 
-    ZCPROXY_DATA=../shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/extra_proxies_sample.py \
+    ZCPROXY_DATA=../shared/data OMP_NUM_THREADS=1 .venv/bin/python studies/extra_proxies_sample.py \
         --archs 24 --seed 0 --proxies linear_regions,zico,meco,az_nas --out runs/extra_proxies_sample.csv
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ rows), exports the scores as CSV, correlates them with NAS-RobBench-201 and with
 NAS-Bench-201 standard training, fits held-out rank ensembles, and writes ``study_<dataset>.md`` with the
 counts, settings and the command that resumes the run.
 
-    python benchmarks/study_export.py --dataset cifar10 --store runs/study_cifar10.sqlite [--store runs/more.sqlite]
-    python benchmarks/study_export.py --dataset cifar100 --stand-in --planned 300 --store runs/study_cifar100.sqlite
+    python studies/study_export.py --dataset cifar10 --store runs/study_cifar10.sqlite [--store runs/more.sqlite]
+    python studies/study_export.py --dataset cifar100 --stand-in --planned 300 --store runs/study_cifar100.sqlite
 """
 from __future__ import annotations
 
@@ -16,16 +16,18 @@ import argparse
 import datetime as dt
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from zcproxy import proxies
-from zcproxy.cli.score import dataset_name, parse_archs
+from zcproxy._datasets import dataset_info
 from zcproxy.space import NB201
+from zcproxy.space.selection import select_archs
 from zcproxy.store import load, merge, pivot
+from zcproxy.truth import load_truth
+from zcproxy.validate import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +72,7 @@ def stored_proxies(outputs) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", action="append", required=True, type=Path)
-    parser.add_argument("--dataset", default="cifar10", type=dataset_name,
+    parser.add_argument("--dataset", default="cifar10", type=lambda text: dataset_info(text).name,
                         help="cifar10, cifar100 or ImageNet16-120 (any letter case)")
     parser.add_argument("--stand-in", action="store_true",
                         help="the scores were computed on CIFAR-10 images standing in for the dataset's own")
@@ -83,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out
-    sample = parse_archs(f"sample:{args.planned}", seed=0)
+    sample = _archs(f"sample:{args.planned}")
     archs_arg = f"sample:{args.planned}"
     if args.order is not None:
         try:
-            ordered = parse_archs(str(args.order))
+            ordered = _archs(str(args.order))
         except ValueError as exc:
             parser.error(f"--order {args.order}: {exc}")
         if sorted(ordered) != sample:
@@ -104,23 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     wide = pivot(long)
     per_proxy = wide.notna().sum().sort_values(ascending=False)
 
-    store_args = ["--store", os.path.relpath(copy) if copy.resolve().is_relative_to(Path.cwd()) else str(copy)]
+    source = os.path.relpath(copy) if copy.resolve().is_relative_to(Path.cwd()) else str(copy)
     for truth in ("nasrobbench201", "nb201"):
-        cmd = [sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", truth, "--dataset", args.dataset,
-               "--bootstrap", str(args.bootstrap), "--out", str(out)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        _correlate(copy, source, truth, args.dataset, out, args.bootstrap)
     if not args.stand_in:
         # transfer: the same scores against every dataset's accuracies (free; not a substitute for
         # scoring networks with the other datasets' heads)
-        subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
-                        "--dataset", "all", "--metrics", "clean,pgd_8,autoattack", "--bootstrap",
-                        str(args.bootstrap), "--out", str(out / "transfer")],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
+        _correlate(copy, source, "nasrobbench201", "all", out / "transfer", args.bootstrap,
+                   metrics=["clean", "pgd_8", "autoattack"])
     ensemble_dir = out / "ensemble"
-    subprocess.run([sys.executable, "-m", "zcproxy", "correlate", *store_args, "--truth", "nasrobbench201",
-                    "--dataset", args.dataset, "--metrics", "pgd_8", "--ensemble", "pgd_8", "--bootstrap",
-                    str(args.bootstrap), "--out", str(ensemble_dir)], check=True, stdout=subprocess.DEVNULL)
+    _correlate(copy, source, "nasrobbench201", args.dataset, ensemble_dir, args.bootstrap, metrics=["pgd_8"],
+               ensemble="pgd_8")
     d = args.dataset
     from zcproxy.truth import load_nasrobbench201
     from zcproxy.validate import compare
@@ -150,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# {d} correlation study{' (CIFAR-10 stand-in inputs)' if args.stand_in else ''}",
         "",
-        f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/study_export.py`. "
+        f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `studies/study_export.py`. "
         f"Sample `--archs sample:{args.planned} --seed 0`"
         + (" (every representative)" if args.planned == len(NB201.unique()) else "") + f"; status: {status}.",
         "",
@@ -163,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"    zcproxy score --dataset {d}{stand} --archs {archs_arg} --seed 0 --batch 64 --threads 1 \\",
         f"        --proxies {stored_proxies(per_proxy.index)} --store stores/{copy.name}",
-        f"    python benchmarks/study_export.py --dataset {d}{stand} --planned {args.planned} "
+        f"    python studies/study_export.py --dataset {d}{stand} --planned {args.planned} "
         f"--store stores/{copy.name}" + (f" --order {archs_arg}" if args.order is not None else ""),
         "",
         "Architectures scored per proxy output: "
@@ -200,3 +196,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _correlate(store: Path, source: str, truth_name: str, dataset: str, out: Path, bootstrap: int, *,
+               metrics: list[str] | None = None, ensemble: str | None = None) -> None:
+    """What ``zcproxy correlate --store SOURCE --truth TRUTH --dataset DATASET`` writes, through the library."""
+    scores, degenerate, _ = report.load_scores([store])
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_correlations(scores, load_truth(truth_name, "nb201"), out, stem=f"correlation_{truth_name}_{dataset}",
+                              truth_name=truth_name, degenerate=degenerate,
+                              datasets=None if dataset == "all" else [dataset], metrics=metrics, bootstrap=bootstrap,
+                              seed=0, sources=[source], ensemble=ensemble)
+
+
+def _archs(spec: str) -> list[int]:
+    """NB201 indices of an ``--archs`` selection (seed 0)."""
+    return [int(k) for k in select_archs(spec, NB201, seed=0)]

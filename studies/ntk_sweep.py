@@ -5,9 +5,9 @@ the Jacobians J(X), J(A(X)), J(A(A(X))) are computed once (``zcproxy.proxies.ntk
 every beta is read off them. Each value is stored under exactly the settings ``zcproxy.score`` would record
 for that proxy and options, so sweep values and ordinary scores are interchangeable in the store.
 
-    python benchmarks/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
-    python benchmarks/ntk_sweep.py run ... --shard 0/2 & python benchmarks/ntk_sweep.py run ... --shard 1/2 &
-    python benchmarks/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
+    python studies/ntk_sweep.py run --store runs/ntk_sweep.sqlite --archs 300 --batch-archs 100
+    python studies/ntk_sweep.py run ... --shard 0/2 & python studies/ntk_sweep.py run ... --shard 1/2 &
+    python studies/ntk_sweep.py report --store runs/ntk_sweep.sqlite --out results/correlation
 
 ``run`` scores every architecture with ``bn="frozen"`` (FGSM first, then PGD-10), then the first
 ``--batch-archs`` with ``bn="batch"`` (FGSM, then PGD-10); each item computes all eps and beta of one
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from zcproxy.cli.score import shard_spec
+from zcproxy.runner import shard_spec
 from zcproxy.data import proxy_batch
 from zcproxy.proxies.ntk import ntk_scores_over_eps
 from zcproxy.scoring import ProxyResult, build_model, planned_settings

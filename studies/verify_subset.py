@@ -4,7 +4,7 @@ NAS-RobBench-201 and with how zero-cost proxies rank the same subset.
 Resumable: training checkpoints live in --run-dir and finished archs are skipped; proxy scores are cached
 in <out>/proxies.json. Committed runs and their reading: results/verify/README.md, e.g.
 
-    ZCPROXY_DATA=/path/to/data nohup .venv/bin/python benchmarks/verify_subset.py --archs quantiles:6 \
+    ZCPROXY_DATA=/path/to/data nohup .venv/bin/python studies/verify_subset.py --archs quantiles:6 \
         --method fgsm-rs --epochs 3 --train-size 10000 --eval-size 2000 --C 8 --N 1 --threads 1 \
         --out results/verify/fgsm-rs_3epochs > runs/verify_subset_e3.log 2>&1 &
 """
