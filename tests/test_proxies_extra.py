@@ -287,7 +287,7 @@ def test_croze_without_perturbation_is_a_count_of_live_positions():
     net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(),
                         nn.Linear(2 * 4 * 4, 10, bias=False))
     x, y = _batch(n=5, size=4)
-    value = score(net, "croze", batch=(x, y), eps=0.0, weight_step=0.0)["croze"].value
+    value = score(net, "croze", batch=(x, y), croze_eps=0.0, weight_step=0.0)["croze"].value
     ref = nn.Sequential(*[m for m in net]).double()
     with torch.no_grad():
         for p in ref.parameters():
@@ -322,4 +322,6 @@ def test_croze_weight_step_has_the_documented_norm_and_fgsm_raises_the_loss():
 
 def test_croze_rejects_negative_options():
     with pytest.raises(ProxyError, match="eps and weight_step"):
-        score(_nb201(ALIVE), "croze", batch=_batch(), eps=-1.0, strict=True)
+        score(_nb201(ALIVE), "croze", batch=_batch(), croze_eps=-1.0, strict=True)
+    with pytest.raises(ValueError, match="'eps' of croze is now 'croze_eps'"):
+        score(_nb201(ALIVE), "croze", batch=_batch(), eps=0.01)

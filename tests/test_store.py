@@ -378,11 +378,21 @@ def test_committed_schema1_store_reads_the_same_readonly_and_after_migration(tmp
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
     assert before["arch"].dtype == "int64" and set(before["space"]) == {"nb201"}
-    assert sorted(zip(before["arch"], before["proxy"], before["settings_hash"], before["value"])) == old
+    assert sorted(zip(before["arch"], before["proxy"], before["value"])) == [(a, p, v) for a, p, _, v in old]
+    unchanged = before["proxy"] != "croze"  # CRoZe's option eps is now croze_eps: its settings hash moves
+    assert sorted(zip(before["arch"][unchanged], before["proxy"][unchanged], before["settings_hash"][unchanged])) == \
+        sorted((a, p, h) for a, p, h, _ in old if p != "croze")
+    croze = before[~unchanged]
+    assert len(croze) and all("croze_eps" in st and "eps" not in st for st in croze["settings"])
+    assert all(settings_hash(st) == h for st, h in zip(croze["settings"], croze["settings_hash"]))
+    from zcproxy import runner
+
+    planned = runner.plan(["croze"], dataset="cifar100", seed=0, batch_size=64, stand_in=True)["croze"]
+    assert planned in set(croze["settings_hash"])  # a resumed run finds the migrated results
     with Store(path) as s:  # writable: migrated in place
         assert s.get(old[0][0], old[0][1], old[0][2]) == old[0][3]
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
         assert raw.execute("SELECT typeof(arch), space FROM scores LIMIT 1").fetchone() == ("text", "nb201")
     after = load(path)
     pd.testing.assert_frame_equal(before.drop(columns=["settings"]), after.drop(columns=["settings"]))

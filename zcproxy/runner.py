@@ -137,11 +137,7 @@ def plan(proxies: str | Sequence[str], *, dataset: str = "cifar10", seed: int = 
 
 
 def _check_options(specs: Sequence[_proxies.ProxySpec], options: Mapping[str, Any]) -> None:
-    known = {k for s in specs for k in s.defaults}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for proxies {[s.name for s in specs]}; "
-                         f"known options: {sorted(known) or 'none'}")
+    _proxies.check_options(list(specs), options)
 
 
 def _resolve_archs(archs: Iterable[Any], space: SearchSpace) -> list[str]:

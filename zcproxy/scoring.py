@@ -128,7 +128,7 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     resolves (NB201: index or arch string; DARTS: genotype string), built for ``dataset`` with weights
     initialised from ``seed``; the space's ``settings()`` are recorded in every result. ``batch`` defaults to ``batch_size`` seeded images of
     ``dataset`` (``stand_in=True`` uses CIFAR-10 images where the dataset's own are absent).
-    ``options`` override proxy defaults (e.g. ``eps=3/255``, ``beta=0.5``); unknown options raise.
+    ``options`` override proxy defaults (e.g. ``eps=3/255``, ``beta=0.5``); unknown or retired options raise.
     Returns one :class:`ProxyResult` per proxy output, keyed by output name. A proxy that fails (an
     exception, a NaN value, or a model whose output on the batch is NaN or inf) gives results flagged
     ``failed`` with NaN values and the message in ``error``; the other proxies are still returned.
@@ -137,11 +137,7 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     device = torch.device(device)
     info = dataset_info(dataset)
     specs = resolve_proxies(proxies)
-    known = {k for s in specs for k in s.defaults}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for proxies {[s.name for s in specs]}; "
-                         f"known options: {sorted(known) or 'none'}")
+    _proxies.check_options(specs, options)
     sp = get_space(space)
     model, key = _arch_of(model_or_arch, sp)
     space_settings: dict[str, Any] = {}

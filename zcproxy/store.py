@@ -35,7 +35,7 @@ from .space._protocol import DEFAULT_SPACE, labels
 
 __all__ = ["SCHEMA_VERSION", "settings_hash", "Store", "load", "pivot", "export", "merge", "MergeReport"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _FORMAT = "zcproxy-store"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 60_000
@@ -250,28 +250,41 @@ class Store:
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-        if int(version) == 1:
-            self._upgrade_v1(conn)
+        if int(version) < SCHEMA_VERSION:
+            self._upgrade(conn, int(version))
         elif "leases" not in tables and not self.readonly:
             conn.execute(_SCHEMA.split("CREATE TABLE leases")[1].join(["CREATE TABLE leases", ""]))
 
-    def _upgrade_v1(self, conn: sqlite3.Connection) -> None:
-        """Schema 1 (integer NB201 indices): read through temporary views, or migrate when writable."""
+    def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
+        """Older schemas: read through temporary views (read-only) or migrate in place (writable).
+
+        1 -> 2: integer NB201 indices become (space ``nb201``, text key). 2 -> 3: retired proxy option names
+        in stored settings get their new names (``proxies.RENAMED_OPTIONS``) and the settings hash is
+        recomputed, so results keep matching the settings ``zcproxy.score`` now records.
+        """
+        conn.create_function("zc_settings", 1, _renamed_settings, deterministic=True)
+        conn.create_function("zc_hash", 2, _renamed_hash, deterministic=True)
         if self.readonly:
-            conn.execute(f"CREATE TEMP VIEW scores AS SELECT '{_V1_SPACE}' AS space, CAST(arch AS TEXT) AS arch, "
-                         "proxy, settings_hash, value, seconds, flags, settings, version, device, timestamp "
-                         "FROM main.scores")
-            conn.execute(f"CREATE TEMP VIEW failures AS SELECT '{_V1_SPACE}' AS space, CAST(arch AS TEXT) AS arch, "
-                         "proxy, settings_hash, message, timestamp FROM main.failures")
+            space, arch = (f"'{_V1_SPACE}'", "CAST(arch AS TEXT)") if version == 1 else ("space", "arch")
+            conn.execute(f"CREATE TEMP VIEW scores AS SELECT {space} AS space, {arch} AS arch, proxy, "
+                         "zc_hash(settings, settings_hash) AS settings_hash, value, seconds, flags, "
+                         "zc_settings(settings) AS settings, version, device, timestamp FROM main.scores")
+            conn.execute(f"CREATE TEMP VIEW failures AS SELECT {space} AS space, {arch} AS arch, proxy, settings_hash, "
+                         "message, timestamp FROM main.failures")
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1":
+            current = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if current == 1:
                 script = _MIGRATE_V1.format(schema=_SCHEMA.split("CREATE TABLE scores", 1)[1].join(
                     ["CREATE TABLE scores", ""]), space=_V1_SPACE)
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            if current < 3:
+                conn.execute("UPDATE OR REPLACE scores SET settings_hash = zc_hash(settings, settings_hash), "
+                             "settings = zc_settings(settings) WHERE zc_settings(settings) != settings")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -456,6 +469,23 @@ def _check_key(arch: object) -> str:
             return str(index)
     raise ValueError(f"arch must be a canonical architecture key (a non-empty string without surrounding "
                      f"spaces, or a non-negative int), got {arch!r}; resolve user forms with space.key(...)")
+
+
+def _renamed_settings(text: str) -> str:
+    """Stored settings JSON with retired option names of its proxy renamed (unchanged text otherwise)."""
+    from .proxies import RENAMED_OPTIONS
+
+    settings = json.loads(text)
+    table = RENAMED_OPTIONS.get(settings.get("proxy"), {}) if isinstance(settings, dict) else {}
+    if not any(old in settings for old in table):
+        return text
+    return _settings_json({table.get(k, k): v for k, v in settings.items()})
+
+
+def _renamed_hash(text: str, digest: str) -> str:
+    """The settings hash after :func:`_renamed_settings` (the stored one when nothing was renamed)."""
+    renamed = _renamed_settings(text)
+    return digest if renamed == text else settings_hash(json.loads(renamed))
 
 
 def _owner_alive(owner: str) -> bool:

@@ -12,9 +12,10 @@ from functools import cache
 from types import MappingProxyType
 from typing import Mapping
 
-from ._registry import ProxyContext, ProxySpec, proxy
+from ._registry import RENAMED_OPTIONS, ProxyContext, ProxySpec, check_options, proxy
 
-__all__ = ["available", "spec", "specs", "outputs", "ProxySpec", "ProxyContext", "proxy"]
+__all__ = ["available", "spec", "specs", "outputs", "ProxySpec", "ProxyContext", "proxy", "check_options",
+           "RENAMED_OPTIONS"]
 
 
 @cache

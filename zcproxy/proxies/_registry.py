@@ -17,7 +17,25 @@ NEEDS = frozenset({"data", "labels", "loss"})
 BN_MODES = ("train", "eval")
 COSTS = ("static", "forward", "backward", "jacobian", "attack")
 
+RENAMED_OPTIONS: Mapping[str, Mapping[str, str]] = {"croze": {"eps": "croze_eps"}}
+"""Retired option names, per proxy: old -> new. ``eps`` is the NTK attack radius only; CRoZe's perturbation
+is ``croze_eps``. Stores are migrated (:mod:`zcproxy.store`), and passing an old name is an error naming the
+new one."""
+
 T = TypeVar("T")
+
+
+def check_options(specs: "list[ProxySpec] | tuple[ProxySpec, ...]", options: Mapping[str, Any]) -> None:
+    """ValueError for options no selected proxy takes, naming the new name of a retired one."""
+    known = {k for s in specs for k in s.defaults}
+    unknown = sorted(set(options) - known)
+    if not unknown:
+        return
+    renamed = [f"{old!r} of {proxy} is now {new!r}" for s in specs for proxy, table in RENAMED_OPTIONS.items()
+               if s.name == proxy for old, new in table.items() if old in unknown]
+    raise ValueError(f"unknown option(s) {unknown} for proxies {[s.name for s in specs]}"
+                     + (f" ({'; '.join(renamed)})" if renamed else "")
+                     + f"; known options: {sorted(known) or 'none'}")
 ProxyFn = Callable[["ProxyContext"], "float | dict[str, float]"]
 
 

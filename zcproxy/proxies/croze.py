@@ -17,7 +17,7 @@ _EPS = 1e-30
 @proxy("croze", needs=("data", "labels", "loss"), bn="train", dtype=torch.float64, cost="attack",
        higher_is_better=True,
        reference="Ha, Kim & Hwang, NeurIPS 2023 (CRoZe), HyeonjeongHa/CRoZe measures/croze.py",
-       defaults={"eps": 0.01, "weight_step": 2.0})
+       defaults={"croze_eps": 0.01, "weight_step": 2.0})
 def croze(ctx: ProxyContext) -> float:
     """CRoZe = sum over Conv2d/Linear layers l of |W_l * G_l * F_l|, with cos(.,.) taken along dim 0:
 
@@ -31,7 +31,8 @@ def croze(ctx: ProxyContext) -> float:
     parameter and buffer is replaced by its absolute value, and all runs in float64. Surrogate f': one
     gradient-ascent direction d_l of the CE loss per weight matrix (dim > 1), rescaled to the weight's
     norm: W'_l = W_l + ``weight_step`` * ||W_l|| * d_l / ||d_l|| (``weight_step`` = 2.0). Adversarial
-    input x' = clip(x + eps * sign(grad_x CE(f'(x), y)), 0, 1) in [0, 1] pixel space, ``eps`` = 0.01.
+    input x' = clip(x + eps * sign(grad_x CE(f'(x), y)), 0, 1) in [0, 1] pixel space, eps = ``croze_eps``
+    = 0.01 (the option was called ``eps`` before it was told apart from the NTK attack radius).
 
     Deviations (documented choices): h_l is each layer's own output (the reference pairs layers with the
     output of their NB201 stage, a space-specific choice); x' ascends the loss (standard FGSM, the
@@ -46,9 +47,9 @@ def croze(ctx: ProxyContext) -> float:
     Nearly all of it is float64 convolution, which on CPU runs the im2col path (no oneDNN kernel), about
     10-20x slower per convolution than float32.
     """
-    eps, step = float(ctx.options["eps"]), float(ctx.options["weight_step"])
+    eps, step = float(ctx.options["croze_eps"]), float(ctx.options["weight_step"])
     if eps < 0 or step < 0:
-        raise ValueError(f"croze: eps and weight_step must be >= 0, got eps={eps}, weight_step={step}")
+        raise ValueError(f"croze: croze_eps and weight_step must be >= 0, got croze_eps={eps}, weight_step={step}")
     x = check_batch(ctx.x, "croze").to(torch.float64)
     y = ctx.y
     clean = ctx.model_copy(dtype=torch.float64)
