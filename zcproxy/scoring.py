@@ -91,6 +91,18 @@ def _arch_of(model_or_arch: Any, space: SearchSpace) -> tuple[nn.Module | None, 
     return None, space.key(model_or_arch)
 
 
+def _degenerate_model(model: nn.Module, space: SearchSpace) -> bool:
+    """Whether a given model is a degenerate architecture of ``space``: models built by a space carry their
+    architecture in ``.arch``; any other model (or one of another space) is not flagged."""
+    arch = getattr(model, "arch", None)
+    if not isinstance(arch, str):
+        return False
+    try:
+        return bool(space.is_degenerate(space.key(arch)))
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
 def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, batch_size: int | None = 64,
                      stand_in: bool = False, space_settings: Mapping[str, Any] | None = None,
                      **options: Any) -> dict[str, Any]:
@@ -148,6 +160,8 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
         space_settings = dict(sp.settings())
         zero_output = bool(sp.is_degenerate(key))
         arch = _key_label(key)
+    else:
+        zero_output = _degenerate_model(model, sp)
 
     x = y = None
     batch_meta: dict[str, Any] = {}

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataFormatError
-from ..space import NB201
+from ..space import get_space
+
+NB201 = get_space("nb201")  # this module reads a NAS-Bench-201 benchmark: its keys are NB201 indices
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "ImageNet16-120")
 ROBUST_METRICS: tuple[str, ...] = ("clean", "fgsm_3", "pgd_3", "fgsm_8", "pgd_8", "autoattack")

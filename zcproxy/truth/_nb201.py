@@ -11,7 +11,9 @@ import pandas as pd
 
 from .._paths import find_data
 from ..errors import DataFormatError
-from ..space import NB201
+from ..space import get_space
+
+NB201 = get_space("nb201")  # this module reads a NAS-Bench-201 benchmark: its keys are NB201 indices
 from ._frame import DATASETS, build_frame
 
 NB201_FILE = "nasbench201/nb201_200ep_test_accuracy.csv"

@@ -26,7 +26,9 @@ import pandas as pd
 
 from .._paths import find_data
 from ..errors import DataFormatError, DataNotFoundError
-from ..space import NB201
+from ..space import get_space
+
+NB201 = get_space("nb201")  # this module reads a NAS-Bench-201 benchmark: its keys are NB201 indices
 from ._frame import DATASETS, ROBUST_METRICS, build_frame, check_fraction, parse_id, representatives
 
 HTML_FILE = "nasrobbench201/NAS-RobBench-201_html.json"

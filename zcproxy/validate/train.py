@@ -38,7 +38,9 @@ from torch import nn
 
 from .._datasets import dataset_info
 from ..errors import ZcproxyError
-from ..space import NB201
+from ..space import get_space
+
+NB201 = get_space("nb201")  # verify trains NAS-Bench-201 networks with the benchmark's recipe
 
 __all__ = ["TrainConfig", "EvalConfig", "TrainedModel", "train", "evaluate", "verify_arch", "METRICS",
            "select_archs"]
@@ -446,41 +448,17 @@ def verify_arch(arch: int | str, config: TrainConfig, eval_config: EvalConfig = 
 
 def select_archs(spec: str, truth=None, *, dataset: str = "cifar10", metric: str = "pgd_8",
                  data_dir: str | os.PathLike | None = None) -> list[int]:
-    """Parse ``quantiles:K[,i,j,...]`` or ``i,j,...`` into NB201 indices.
+    """NB201 indices named by ``spec`` in the one ``--archs`` grammar (:mod:`zcproxy.space.selection`).
 
     ``quantiles:K`` takes, among the 6,466 isomorphism representatives, the one closest to each of the K
-    evenly spaced quantiles (k + 0.5) / K of the benchmark's ``dataset``/``metric`` accuracy (distinct
-    archs, ascending accuracy). Extra items are NB201 indices or arch strings, appended in order.
+    evenly spaced quantiles (k + 0.5) / K of the benchmark's ``dataset``/``metric`` accuracy (NAS-RobBench-201
+    unless ``truth`` is given).
     """
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not items:
-        raise ValueError("--archs is empty; give quantiles:K and/or NB201 indices, e.g. quantiles:6,13714")
-    chosen: list[int] = []
-    for item in items:
-        if item.startswith("quantiles:"):
-            count = item.split(":", 1)[1]
-            if not count.isdigit() or int(count) < 1:
-                raise ValueError(f"--archs item {item!r}: expected quantiles:K with K a positive integer")
-            if truth is None:
-                from ..truth import load_nasrobbench201
+    from ..space.selection import select_archs as select, split_items
 
-                truth = load_nasrobbench201(data_dir)
-            chosen.extend(_quantile_archs(truth, int(count), dataset, metric))
-        else:
-            try:
-                chosen.append(NB201.resolve(int(item) if item.isdigit() else item))
-            except (ValueError, KeyError, IndexError) as exc:
-                raise ValueError(f"--archs item {item!r} is not an NB201 index (0..15624) or arch string "
-                                 f"({exc})") from None
-    return list(dict.fromkeys(chosen))
+    if truth is None and any(i.startswith("quantiles:") or i == "truth" for i in split_items(str(spec))):
+        from ..truth import load_nasrobbench201
 
-
-def _quantile_archs(truth, count: int, dataset: str, metric: str) -> list[int]:
-    column = truth[(dataset, metric)]
-    values = column.loc[NB201.unique()].dropna()
-    if count > len(values):
-        raise ValueError(f"quantiles:{count} asks for more archs than the {len(values)} with {metric} values")
-    order = values.sort_values(kind="mergesort")
-    # Positions (k + 0.5) L / K - 0.5 are at least 1 apart when L >= K, so the picks are distinct.
-    positions = [int(round((k + 0.5) / count * len(order) - 0.5)) for k in range(count)]
-    return [int(order.index[p]) for p in positions]
+        truth = load_nasrobbench201(data_dir)
+    column = None if truth is None else truth[(dataset, metric)]
+    return [int(k) for k in select(str(spec), NB201, truth=column)]
