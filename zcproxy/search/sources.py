@@ -103,7 +103,7 @@ class LiveSource:
         from ..scoring import score
 
         start = time.perf_counter()
-        results = score(rep, [self.proxy], **self._kwargs)
+        results = score(rep, [self.proxy], strict=True, **self._kwargs)
         seconds = time.perf_counter() - start
         if self.store is not None:
             self.store.put(self.space.key(rep), results, device=str(self._kwargs["device"]), space=self.space.name)
