@@ -240,3 +240,15 @@ def test_unknown_space_is_a_usage_error_naming_the_forms(tmp_path, capsys):
     code, _, err = _cli(capsys, "score", "--archs", "1", "--space", "nope", "--store", tmp_path / "s.sqlite")
     assert code == 2 and "argument --space: unknown search space 'nope'; use one of nb201, darts" in err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_failed_correlate_removes_only_what_it_created(scored, tmp_path, capsys):
+    fresh = tmp_path / "new" / "deeper"
+    code, _, err = _cli(capsys, "correlate", "--store", scored, "--proxies", "nope", "--out", fresh)
+    assert code == 2 and "['nope'] are not in the store" in err
+    assert not (tmp_path / "new").exists()  # the folders it made are gone
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("mine")
+    code, _, _ = _cli(capsys, "correlate", "--store", scored, "--proxies", "nope", "--out", kept)
+    assert code == 2 and [p.name for p in kept.iterdir()] == ["mine.txt"]
