@@ -264,3 +264,35 @@ def test_resume_after_sigkill_completes_every_arch_exactly_once(tmp_path):
     wide = pivot(load(store))
     for arch in (0, 1, written - 1, written, total - 1):
         assert wide.loc[arch, "params"] == _param_millions(arch)
+
+
+@proxy("slow_index", reference="test", cost="static")
+def _slow_index(ctx):
+    import time
+
+    time.sleep(0.05)
+    return float(ctx.arch)
+
+
+def test_two_runs_on_one_store_split_the_work_through_leases(monkeypatch, tmp_path):
+    import threading
+
+    _install(monkeypatch, _slow_index)
+    store = tmp_path / "s.sqlite"
+    archs = list(range(24))
+    summaries = []
+
+    def work():
+        summaries.append(runner.run(archs, ["slow_index"], store=store, progress=False))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    scored = [s.scored for s in summaries]
+    assert sum(scored) == len(archs) and min(scored) > 0  # every arch scored once, by one run or the other
+    frame = load(store)
+    assert sorted(frame["arch"]) == archs and frame["value"].tolist() == [float(a) for a in frame["arch"]]
+    with Store(store, readonly=True) as db:
+        assert db._conn.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0  # every lease released

@@ -358,11 +358,15 @@ def run(archs: Sequence[int | str], proxies: str | Sequence[str] = "all", *, sto
         def claimed(items: Iterable[tuple[str, list[str]]]):
             """Yield the items this run could lease; keep the others in ``held``."""
             for arch, arch_names in items:
-                if db.claim([arch], plan_id, me, seconds=lease_seconds, space=sp.name):
+                if not db.claim([arch], plan_id, me, seconds=lease_seconds, space=sp.name):
+                    held.append((arch, arch_names))
+                elif arch not in db.missing([arch], output_hash, space=sp.name):  # another run finished it
+                    db.release([arch], plan_id, me, space=sp.name)
+                    summary.skipped += 1
+                    bar.update(1)
+                else:
                     leased.add(arch)
                     yield arch, arch_names
-                else:
-                    held.append((arch, arch_names))
 
         def sink(outcome: _Outcome) -> None:
             for output, result in outcome.results.items():
