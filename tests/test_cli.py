@@ -252,3 +252,24 @@ def test_a_failed_correlate_removes_only_what_it_created(scored, tmp_path, capsy
     (kept / "mine.txt").write_text("mine")
     code, _, _ = _cli(capsys, "correlate", "--store", scored, "--proxies", "nope", "--out", kept)
     assert code == 2 and [p.name for p in kept.iterdir()] == ["mine.txt"]
+
+
+def test_predict_fits_on_labelled_archs_and_applies_to_a_store(scored, tmp_path, capsys):
+    from zcproxy.space import NB201
+
+    more = tmp_path / "more.sqlite"
+    assert main(["score", "--archs", "sample:12", "--proxies", "params,synflow", "--store", str(more), "--quiet"]) == 0
+    archs = [int(a) for a in load(more)["arch"].unique()]
+    truth = tmp_path / "t.csv"
+    truth.write_text("arch,acc\n" + "".join(f"{NB201.arch(a)},{i}\n" for i, a in enumerate(sorted(archs))))
+    model = tmp_path / "m.json"
+    code, out, err = _cli(capsys, "predict", "fit", "--store", more, "--truth", truth, "--labels", "8",
+                          "--model", model)
+    assert code == 0, err
+    assert "fitted on 8 labelled architectures, 2 features" in out and model.read_text().lstrip().startswith("{")
+    code, _, err = _cli(capsys, "predict", "fit", "--store", more, "--truth", truth, "--model", model)
+    assert code == 2 and "exists; pass --force" in err
+    code, out, err = _cli(capsys, "predict", "apply", "--store", more, "--model", model, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    predicted = pd.read_csv(tmp_path / "p.csv", index_col=0)
+    assert sorted(predicted.index) == sorted(archs) and predicted.columns.tolist() == ["predicted_cifar10_acc"]

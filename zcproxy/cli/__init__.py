@@ -13,7 +13,7 @@ import sys
 from ..errors import ZcproxyError
 
 # Subcommands in the order shown by --help; a module missing from this list is not exposed.
-COMMANDS = ("demo", "score", "arch", "rank", "merge", "export", "correlate", "verify", "search", "fetch")
+COMMANDS = ("demo", "score", "arch", "rank", "merge", "export", "correlate", "predict", "verify", "search", "fetch")
 
 
 def _available_commands() -> list[str]:
@@ -24,7 +24,7 @@ def _available_commands() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zcproxy",
-        description="Zero-cost proxies for NAS-Bench-201: score, rank, correlate, verify and search.",
+        description="Zero-cost proxies for any search space: score, rank, correlate, predict, verify and search.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
