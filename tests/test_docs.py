@@ -3,6 +3,8 @@ the committed results resolves."""
 from __future__ import annotations
 
 import re
+
+import pandas as pd
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,3 +29,16 @@ def test_every_relative_link_in_the_readme_and_results_resolves():
 def test_the_link_pattern_finds_links_and_skips_anchors():
     assert _LINK.findall("see [a](results/x.md), [b](https://e.org/y) and [c](z.md#part)") == [
         "results/x.md", "https://e.org/y", "z.md"]
+
+
+def test_readme_darts_figures_are_the_committed_table():
+    table = pd.read_csv(ROOT / "results" / "correlation" / "darts" / "correlation_darts1000_cifar10.csv")
+    tau = dict(zip(table["proxy"], table["kendall"]))
+    rho = dict(zip(table["proxy"], table["spearman"]))
+    readme = (ROOT / "README.md").read_text()
+    bullet = readme[readme.index("[results/correlation/darts/]"):readme.index("[results/correlation/size_blind.md]")]
+    expected = [f"logsynflow leads (Kendall τ {tau['logsynflow']:.3f})", f"synflow\n  {tau['synflow']:.3f}",
+                f"SWAP {tau['swap']:.3f} (Spearman {rho['swap']:.3f}", f"MeCo {tau['meco']:.3f}",
+                f"Zen {tau['zen']:.3f}", f"parameter count ({tau['params']:.3f})"]
+    missing = [e for e in expected if e not in bullet]
+    assert not missing, f"README DARTS bullet disagrees with the committed table: expected {missing}"
