@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..space import NB201, TinyNetwork
 from ._hooks import check_batch, forward_hooks
 from ._registry import ProxyContext, proxy
 
@@ -38,7 +37,7 @@ def linear_regions(ctx: ProxyContext) -> float:
                          f"got samples={samples}, patch={patch}, thin_width={width}")
     x = check_batch(ctx.x, "linear_regions")
     patches = _random_patches(x, samples, patch, ctx.generator(0))
-    model = _thin_copy(ctx, width) if width and isinstance(ctx.model, TinyNetwork) else ctx.model_copy()
+    model = _thin_copy(ctx, width) if width and hasattr(ctx.model, "thin_copy") else ctx.model_copy()
     codes = _activation_codes(model, patches.to(ctx.spec.dtype if ctx.spec else torch.float32))
     if codes.shape[1] == 0:
         ctx.flag("degenerate")  # no ReLU on a feature map: one linear piece
@@ -62,12 +61,13 @@ def _random_patches(x: torch.Tensor, n: int, size: int, gen: torch.Generator) ->
 
 
 def _thin_copy(ctx: ProxyContext, width: int) -> nn.Module:
-    """The NB201 cell of ``ctx.model`` in a width-``width``, one-cell-per-stage network (seeded weights)."""
+    """``ctx.model.thin_copy(width)`` (NB201: its cell in a width-``width``, one-cell-per-stage network),
+    seeded weights."""
     src = ctx.model
     seed = int(torch.randint(2**62, (1,), generator=ctx.generator(1)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        thin = NB201.build(src.arch, num_classes=src.classifier.out_features, C=width, N=1, dataset=src.dataset)
+        thin = src.thin_copy(width)
     return thin.to(device=ctx.device, dtype=ctx.spec.dtype if ctx.spec else torch.float32).train()
 
 

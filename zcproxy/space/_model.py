@@ -116,5 +116,13 @@ class TinyNetwork(nn.Module):
         h = self.global_pooling(self.lastact(h)).flatten(1)
         return self.classifier(h)
 
+    def thin_copy(self, width: int) -> "TinyNetwork":
+        """The same cell in a width-``width`` network with one cell per stage, freshly initialised from torch's
+        global RNG (what TE-NAS counts linear regions on)."""
+        from .._datasets import dataset_info
+
+        return TinyNetwork(self.genotype, self.arch, self.index, self.classifier.out_features, int(width), 1,
+                           dataset_info(self.dataset))
+
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, index={self.index}, dataset={self.dataset!r}"
