@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .._datasets import dataset_info
-from ._common import strip_input_normalization
-from ._hooks import replace_batchnorm, weighted_layers
 from ._registry import ProxyContext, proxy
+from .synflow import synaptic_flow
 
 
 @proxy("logsynflow", bn="eval", dtype=torch.float64, higher_is_better=True, cost="backward",
@@ -23,20 +21,4 @@ def logsynflow(ctx: ProxyContext) -> float:
     SynFlow conventions (the reference's train mode only matters for the bypassed BatchNorm). A network
     whose output does not depend on its input scores 0 and is flagged ``degenerate``.
     """
-    model = ctx.model_copy(bn="eval", dtype=torch.float64)
-    strip_input_normalization(model)
-    replace_batchnorm(model)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    size = dataset_info(ctx.dataset).image_size
-    ones = torch.ones(1, 3, size, size, dtype=torch.float64, device=ctx.device)
-    weights = [m.weight for _, m in weighted_layers(model)]
-    if not weights:
-        raise ValueError("logsynflow needs at least one Conv2d or Linear layer; the model has none")
-    grads = torch.autograd.grad(model(ones).sum(), weights, allow_unused=True)
-    total = sum((w.detach() * torch.log1p(g)).abs().sum() for w, g in zip(weights, grads) if g is not None)
-    value = float(total)
-    if value == 0.0:
-        ctx.flag("degenerate")
-    return value
+    return synaptic_flow(ctx, torch.log1p)

@@ -1,6 +1,8 @@
 """SynFlow: synaptic flow of the all-positive linearised network."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from .._datasets import dataset_info
@@ -20,6 +22,24 @@ def synflow(ctx: ProxyContext) -> float:
     image size; the reference takes the shape of its batch). Values reach ~1e60, hence float64; the raw
     sum is returned. A network whose output does not depend on its input scores 0.
     """
+    return synaptic_flow(ctx, lambda g: g)
+
+
+def synaptic_flow(ctx: ProxyContext, remap: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """``sum |theta * remap(dR/dtheta)|`` of the linearised network (shared by synflow and logsynflow).
+
+    The weights and gradients are computed once per ``score()`` call (``ctx.shared``); a zero sum flags
+    ``degenerate``.
+    """
+    total = sum((w * remap(g)).abs().sum() for w, g in ctx.shared(("synflow.gradients",), lambda: _gradients(ctx)))
+    value = float(total)
+    if value == 0.0:
+        ctx.flag("degenerate")
+    return value
+
+
+def _gradients(ctx: ProxyContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(|W|, dR/d|W|) of every Conv2d / Linear weight, R = sum f(1; |theta|), BN bypassed, float64."""
     model = ctx.model_copy(bn="eval", dtype=torch.float64)
     strip_input_normalization(model)
     replace_batchnorm(model)
@@ -30,10 +50,7 @@ def synflow(ctx: ProxyContext) -> float:
     ones = torch.ones(1, 3, size, size, dtype=torch.float64, device=ctx.device)
     weights = [m.weight for _, m in weighted_layers(model)]
     if not weights:
-        raise ValueError("synflow needs at least one Conv2d or Linear layer; the model has none")
+        raise ValueError(f"{ctx.spec.name if ctx.spec else 'synflow'} needs at least one Conv2d or Linear layer; "
+                         "the model has none")
     grads = torch.autograd.grad(model(ones).sum(), weights, allow_unused=True)
-    total = sum((w.detach() * g).abs().sum() for w, g in zip(weights, grads) if g is not None)
-    value = float(total)
-    if value == 0.0:
-        ctx.flag("degenerate")
-    return value
+    return [(w.detach(), g.detach()) for w, g in zip(weights, grads) if g is not None]
