@@ -15,6 +15,7 @@ from zcproxy.cli.score import parse_archs, parse_value
 from zcproxy.proxies import proxy
 from zcproxy.space import NB201
 from zcproxy.store import load, pivot
+from cli_helper import run_cli as _cli
 
 REPO = Path(zcproxy.__file__).resolve().parent.parent
 
@@ -23,13 +24,6 @@ def _params(arch: int) -> float:
     return sum(p.numel() for p in NB201.build(arch).parameters()) / 1e6
 
 
-def _cli(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

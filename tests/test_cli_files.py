@@ -7,12 +7,9 @@ import pandas as pd
 import pytest
 
 from zcproxy.cli import main
+from cli_helper import run_cli as _cli
 
 
-def _cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import torch
 
 import zcproxy
 from zcproxy import runner
-from zcproxy.cli import main
 from zcproxy.search import Budget, LiveSource, Objective
 from zcproxy.search import run as run_search
 from zcproxy.space import get_space
@@ -22,17 +21,12 @@ from zcproxy.store import load, pivot
 from zcproxy.truth import load_truth
 from zcproxy.validate import correlate
 
+from cli_helper import run_cli as _cli
+
 ROOT = Path(__file__).resolve().parents[1]
 DARTS = get_space("darts")
 
 
-def _cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
