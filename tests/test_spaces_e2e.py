@@ -176,3 +176,15 @@ def test_nb201_values_in_committed_stores_are_reproduced(data_dir):
 
             assert settings_hash(result.settings) == row["settings_hash"], row["proxy"]
             assert result.value == pytest.approx(row["value"], rel=1e-5), (arch, row["proxy"])
+
+
+def test_correlating_archs_outside_the_truth_is_a_named_error(tmp_path, capsys, darts_truth):
+    truth_csv, keys = darts_truth
+    store = tmp_path / "d.sqlite"
+    outside = [k for k in DARTS.sample(3, 99) if k not in keys]
+    assert _cli(capsys, "score", "--space", "darts", "--archs", ",".join(outside), "--proxies", "params",
+                "--store", store, "--quiet")[0] == 0
+    code, _, err = _cli(capsys, "correlate", "--store", store, "--space", "darts", "--truth", truth_csv,
+                        "--truth-key", "genotype", "--out", tmp_path / "out")
+    assert code == 2 and "none of the 3 scored architectures is in the ground truth" in err and "--archs truth" in err
+    assert not (tmp_path / "out").exists()

@@ -72,6 +72,9 @@ def write_correlations(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.
 
     folder = Path(out)
     orientation = dict(orientation or {})
+    if not len(scores.index.intersection(truth.index)):
+        raise ValueError(f"none of the {len(scores)} scored architectures is in the ground truth {truth_name!r} "
+                         f"({len(truth)} architectures); score the truth's own architectures, e.g. --archs truth")
     table = correlate(scores, truth, datasets=datasets, metrics=metrics, orientation=orientation,
                       representatives_only=representatives_only, bootstrap=bootstrap, seed=seed, flags=degenerate)
     table.to_csv(folder / f"{stem}.csv", index=False, float_format="%.6f")
