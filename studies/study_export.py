@@ -194,9 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _correlate(store: Path, source: str, truth_name: str, dataset: str, out: Path, bootstrap: int, *,
                metrics: list[str] | None = None, ensemble: str | None = None) -> None:
@@ -212,3 +209,6 @@ def _correlate(store: Path, source: str, truth_name: str, dataset: str, out: Pat
 def _archs(spec: str) -> list[int]:
     """NB201 indices of an ``--archs`` selection (seed 0)."""
     return [int(k) for k in select_archs(spec, NB201, seed=0)]
+
+if __name__ == "__main__":
+    sys.exit(main())
