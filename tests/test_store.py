@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import zcproxy
 from zcproxy.errors import StoreError
@@ -456,3 +458,20 @@ def test_lease_of_a_dead_process_on_this_host_is_void(tmp_path):
         assert s.claim([1], "plan", dead, seconds=3600) == ["1"]
         assert s.claim([2], "plan", alive, seconds=3600) == ["2"]
         assert s.claim([1, 2], "plan", "other-host:1:z", seconds=60) == ["1"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.one_of(st.text(max_size=60), st.integers(-5, 10**12), st.floats(allow_nan=True), st.booleans()))
+def test_any_store_key_round_trips_or_is_refused(tmp_path, key):
+    """Keys are non-empty strings without surrounding blanks, or non-negative ints; anything else is a
+    ValueError naming the key, and nothing is written."""
+    path = tmp_path / f"k{abs(hash(repr(key))) % 10**9}.sqlite"
+    with Store(path) as s:
+        try:
+            s.put(key, {"p": _result(1.0)}, device="cpu", space="anything")
+        except ValueError as exc:
+            assert "canonical architecture key" in str(exc)
+            assert s.frame().empty
+            return
+        stored = s.frame()
+    assert len(stored) == 1 and str(stored["arch"].iloc[0]) == str(key)

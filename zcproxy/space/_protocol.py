@@ -92,7 +92,7 @@ def uniform_sample(keys: Sequence[str], n: int, seed: int, space_name: str) -> l
 def label(key: str) -> int | str:
     """How a key appears in tables: an int when it is a decimal number (NB201 indices, integer ids of a
     user space), else the key itself. Stores hold keys; frames and CSVs show labels."""
-    return int(key) if isinstance(key, str) and key.isdigit() else key
+    return int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else key
 
 
 def labels(keys: Sequence[str]) -> list[int | str]:
