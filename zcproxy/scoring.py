@@ -177,7 +177,8 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
 
     cache: dict = {}
     ctx = _proxies.ProxyContext(model, x=x, y=y, num_classes=info.num_classes, device=device, seed=seed,
-                                dataset=info.name, arch=arch, zero_output=zero_output, cache=cache)
+                                dataset=info.name, arch=arch, zero_output=zero_output, cache=cache,
+                                space=sp)
     n = int(x.shape[0]) if x is not None else None
     stand = bool(batch_meta.get("stand_in", stand_in)) if x is not None else False
     label = None if arch is not None else type(model).__name__

@@ -98,7 +98,7 @@ class ProxyContext:
 
     def __init__(self, model: nn.Module, *, x: torch.Tensor | None, y: torch.Tensor | None,
                  num_classes: int, device: torch.device, seed: int, dataset: str,
-                 arch: int | str | None, zero_output: bool, cache: dict):
+                 arch: int | str | None, zero_output: bool, cache: dict, space: Any = None):
         self.model = model
         self.x = x
         self.y = y
@@ -107,6 +107,7 @@ class ProxyContext:
         self.seed = seed
         self.dataset = dataset
         self.arch = arch
+        self.space = space  # the SearchSpace ``arch`` belongs to (None when unknown)
         self.zero_output = zero_output
         self._cache = cache
         self.spec: ProxySpec | None = None
