@@ -267,3 +267,22 @@ def test_predict_fits_on_labelled_archs_and_applies_to_a_store(scored, tmp_path,
     assert code == 0, err
     predicted = pd.read_csv(tmp_path / "p.csv", index_col=0)
     assert sorted(predicted.index) == sorted(archs) and predicted.columns.tolist() == ["predicted_cifar10_acc"]
+
+
+def test_predict_with_graph_features_fits_and_applies_them(scored, tmp_path, capsys):
+    from zcproxy.space import NB201, graph_features
+
+    more = tmp_path / "more.sqlite"
+    assert main(["score", "--archs", "sample:12", "--proxies", "params", "--store", str(more), "--quiet"]) == 0
+    archs = sorted(int(a) for a in load(more)["arch"].unique())
+    truth = tmp_path / "t.csv"
+    truth.write_text("arch,acc\n" + "".join(f"{NB201.arch(a)},{i}\n" for i, a in enumerate(archs)))
+    model = tmp_path / "m.json"
+    code, out, err = _cli(capsys, "predict", "fit", "--store", more, "--truth", truth, "--graph-features",
+                          "--model", model)
+    width = graph_features([archs[0]]).shape[1]
+    assert code == 0, err
+    assert f"fitted on 12 labelled architectures, {1 + width} features" in out
+    code, _, err = _cli(capsys, "predict", "apply", "--store", more, "--model", model, "--out", tmp_path / "p.csv")
+    assert code == 0, err  # the graph columns are added again because the predictor uses them
+    assert sorted(pd.read_csv(tmp_path / "p.csv", index_col=0).index) == archs

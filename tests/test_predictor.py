@@ -155,3 +155,16 @@ def test_real_data_few_shot_beats_chance_and_tracks_meco(data_dir):
     tau = _tau(model.predict(scores.loc[test]), truth)
     assert 0.70 < tau < 0.95
     assert tau > _tau(scores.loc[test, "meco"], truth) - 0.05
+
+
+def test_with_graph_features_joins_the_space_table_and_keeps_existing_columns():
+    from zcproxy.space import graph_features
+
+    scores = pd.DataFrame({"meco": [1.0, 2.0, 3.0], "paths": [-1.0, -1.0, -1.0]}, index=[0, 6418, 13714])
+    joined = P.with_graph_features(scores, "nb201")
+    table = graph_features(scores.index)
+    assert joined.index.equals(scores.index) and joined["paths"].eq(-1.0).all()  # the caller's column wins
+    assert joined.drop(columns=["meco", "paths"]).equals(table.drop(columns="paths").set_axis(scores.index))
+    assert list(scores.columns) == ["meco", "paths"]  # input untouched
+    with pytest.raises(ValueError, match="DataFrame"):
+        P.with_graph_features(scores.to_numpy())

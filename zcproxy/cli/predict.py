@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxies", metavar="NAME[,NAME...]", help="fit: feature columns (default: every output)")
     parser.add_argument("--setting", type=assignment, action="append", metavar="KEY=VALUE",
                         help="keep only scores with these settings (repeatable)")
+    parser.add_argument("--graph-features", action="store_true",
+                        help="fit: add the space's graph features (op counts, path lengths, degrees) as features; "
+                             "apply adds them whenever the saved predictor uses them")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --model / --out file")
     add_space_arguments(parser, truth_help="fit: ground truth of the labelled architectures")
 
@@ -38,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     scores, _, _ = report.load_scores(args.store, settings=options_dict(args.setting, "--setting"),
                                       space=args.space.name, proxies=proxies)
     if args.step == "fit":
+        if args.graph_features:
+            scores = predictor.with_graph_features(scores, args.space)
         truth = load_truth(args, args.dataset)
         if truth is None:
             raise ValueError("predict fit needs --truth (the labels)")
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fitted on {len(labelled)} labelled architectures, {len(model.features)} features; saved {path}")
         return 0
     model = predictor.load(args.model)
+    if set(model.features) - set(scores.columns) and hasattr(args.space, "graph"):
+        scores = predictor.with_graph_features(scores, args.space)
     predicted = model.predict(scores).sort_values(ascending=False)
     if args.out:
         out = Path(args.out).expanduser()

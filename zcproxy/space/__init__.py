@@ -16,6 +16,7 @@ from functools import cache
 import torch
 
 from .._datasets import dataset_for_classes, dataset_info
+from .graph import CellGraph, graph_features
 from ._genotype import EDGES, OPS, SIZE, canonical_form, check_index, parse, to_string
 from . import _genotype
 from ._model import TinyNetwork
@@ -23,7 +24,7 @@ from ._protocol import DEFAULT_SPACE, SearchSpace, check_space, label, labels, u
 from ..errors import SpaceError
 
 __all__ = ["NB201", "OPS", "EDGES", "TinyNetwork", "SearchSpace", "get_space", "BUILTIN_SPACES", "DEFAULT_SPACE",
-           "label", "labels"]
+           "label", "labels", "CellGraph", "graph_features"]
 
 BUILTIN_SPACES = ("nb201", "darts")
 
@@ -113,6 +114,14 @@ class _NB201:
     def describe(self, key: str) -> str:
         """The arch string of a key (what tables show beside the index)."""
         return self.arch(self.resolve(key))
+
+    def graph(self, key: str) -> dict[str, CellGraph]:
+        """The cell as a DAG (for :func:`~zcproxy.space.graph.graph_features`): nodes 0..3, input 0, output 3,
+        the six edges with their ops; the convolutions are the parametric ops."""
+        ops = self.genotype(key)
+        return {"cell": CellGraph(nodes=4, edges=tuple((source, target, op) for (target, source), op in zip(EDGES, ops)),
+                                  inputs=(0,), outputs=(3,), ops=OPS, none="none",
+                                  parametric=frozenset({"nor_conv_1x1", "nor_conv_3x3"}))}
 
     # -- NAS-Bench-201 specifics -----------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ import torch
 from .._datasets import dataset_for_classes, dataset_info
 from ..errors import SpaceError
 from ._darts_model import Cell, DartsNetwork, reduction_layers
+from .graph import CellGraph
 
 __all__ = ["OPS", "DartsSpace", "DARTS"]
 
@@ -77,6 +78,7 @@ REPRESENTATIVES_PER_CELL = math.prod(
     (len(OPS) * INPUT_LIMITS[2 * node]) * (len(OPS) * INPUT_LIMITS[2 * node] + 1) // 2 for node in range(4)
 )
 _OP_RANK = {op: i for i, op in enumerate(OPS)}
+_PARAMETRIC = frozenset(op for op in OPS if "conv" in op)
 _FORM = ("a DARTS genotype: Genotype(normal=[(op, input), ... 8 pairs], normal_concat=[2, 3, 4, 5], "
          "reduce=[... 8 pairs], reduce_concat=[2, 3, 4, 5]), or a dict/namedtuple with normal and reduce")
 
@@ -428,6 +430,19 @@ class DartsSpace:
                     if rep != here:
                         found.setdefault(rep, None)
         return list(found)
+
+    def graph(self, key: Any) -> dict[str, CellGraph]:
+        """Each cell as a DAG (for :func:`~zcproxy.space.graph.graph_features`): nodes 0, 1 are the cell's
+        inputs, 2..5 its intermediate nodes, all four concatenated into the output; pair k is the edge
+        (its input, node 2 + k // 2). One cell ``"cell"`` when tied, else ``"normal"`` and ``"reduce"``."""
+        normal, reduce = self._cells(key)
+
+        def cell(pairs: Cell) -> CellGraph:
+            return CellGraph(nodes=2 + PAIRS // 2, edges=tuple((index, 2 + k // 2, op) for k, (op, index)
+                                                               in enumerate(pairs)),
+                             inputs=(0, 1), outputs=CONCAT, ops=OPS, none="none", parametric=_PARAMETRIC)
+
+        return {"cell": cell(normal)} if self.tied else {"normal": cell(normal), "reduce": cell(reduce)}
 
     def is_degenerate(self, key: Any) -> bool:
         """True when the network output cannot depend on its input: following the cells of this space's

@@ -164,6 +164,18 @@ class Predictor:
         return out
 
 
+def with_graph_features(scores: pd.DataFrame, space: Any = "nb201") -> pd.DataFrame:
+    """``scores`` with the graph features of its architectures (:func:`zcproxy.space.graph_features`) joined
+    as extra columns (a column already in ``scores`` is kept as it is). ``space``: a name or a space object."""
+    from ..space import graph_features
+
+    if not isinstance(scores, pd.DataFrame):
+        raise ValueError(f"scores must be a pandas DataFrame (index = arch), got {type(scores).__name__}")
+    features = graph_features(scores.index, space)
+    features.index = scores.index
+    return scores.join(features[[c for c in features.columns if c not in scores.columns]])
+
+
 def fit(scores: pd.DataFrame, truth: pd.Series, *, model: str = "random_forest", seed: int = 0,
         features: Sequence[str] | None = None, params: Mapping[str, Any] | None = None) -> Predictor:
     """Fit a predictor of ``truth`` from the columns of ``scores`` on the architectures both share.
