@@ -1,5 +1,7 @@
 """Proxy-guided architecture search on NAS-Bench-201: random search, regularized evolution and
-TE-NAS-style pruning, driven by a proxy output, an ensemble, or (oracle) the benchmark's true accuracy.
+TE-NAS-style pruning, driven by a proxy output, an ensemble, or (oracle) the benchmark's true accuracy;
+and few-shot predictor-guided search, where the objective supplies labels and a predictor on free
+features (zero-cost scores, graph features) picks which architectures to label.
 
 >>> from zcproxy.search import Budget, Objective, oracle_source, run      # doctest: +SKIP
 >>> from zcproxy.truth import load_nasrobbench201                         # doctest: +SKIP
@@ -18,6 +20,7 @@ from .domain import Domain
 from .evolution import regularized_evolution
 from .objective import Budget, BudgetExhausted, Evaluation, Objective
 from .pareto import non_dominated_sort, pareto_front
+from .predictor_search import predictor_search
 from .pruning import prune_search
 from .random_search import random_search
 from .result import SearchResult
@@ -28,16 +31,19 @@ STRATEGIES: dict[str, Callable[..., SearchResult]] = {
     "random": random_search,
     "rea": regularized_evolution,
     "prune": prune_search,
+    "predictor": predictor_search,
 }
 
 __all__ = ["run", "STRATEGIES", "Budget", "BudgetExhausted", "Objective", "Evaluation", "Domain", "SearchResult",
-           "random_search", "regularized_evolution", "prune_search", "non_dominated_sort", "pareto_front", "assess",
+           "random_search", "regularized_evolution", "prune_search", "predictor_search", "non_dominated_sort",
+           "pareto_front", "assess",
            "TableSource", "LiveSource", "store_source", "stored_table", "read_scores", "ensemble_source",
            "oracle_source"]
 
 
 def run(strategy: str, objective: Objective, *, seed: int = 0, **options: Any) -> SearchResult:
-    """Run ``strategy`` (``random``, ``rea`` or ``prune``) on ``objective`` with strategy ``options``."""
+    """Run ``strategy`` (``random``, ``rea``, ``prune`` or ``predictor``) on ``objective`` with strategy
+    ``options`` (``predictor`` needs ``features=``)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown search strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     return STRATEGIES[strategy](objective, seed=seed, **options)
