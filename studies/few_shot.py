@@ -11,7 +11,11 @@ representative of the set is the test set. Targets: NAS-RobBench-201 CIFAR-10 PG
 AutoAttack accuracy, and NAS-Bench-201 CIFAR-10 standard-training accuracy (the quantity GreenFactory's
 anchor is about). Methods, all judged on the same test architectures:
 
-* ``predictor``: ``zcproxy.validate.predictor.fit`` (random forest, library defaults, model seed = seed);
+* ``predictor_graph``: ``zcproxy.validate.predictor.fit`` (random forest, library defaults, model seed = seed)
+  on every proxy output of the set plus the architecture's graph features (``zcproxy.space.graph_features``,
+  70 zero-cost columns: op counts, path lengths per op set, degrees);
+* ``predictor_graph_et``: the same features, ``model="extra_trees"``;
+* ``predictor``: the random forest on the proxy outputs only; ``graph_only``: on the graph features only;
 * ``best_single_fit``: the proxy with the highest oriented tau on the K training archs;
 * ``best_single_oracle``: the proxy with the highest tau on the whole set (chosen with every label, so an
   upper bound for a single proxy -- MeCo here);
@@ -53,8 +57,16 @@ TARGETS = {  # name: (loader, dataset, metric)
     "autoattack": ("nasrobbench201", "cifar10", "autoattack"),
     "nb201_clean": ("nb201", "cifar10", "clean"),
 }
-METHODS = ("predictor", "best_single_fit", "best_single_oracle", "ensemble_nnls")
+METHODS = ("predictor_graph", "predictor_graph_et", "predictor", "graph_only", "best_single_fit",
+           "best_single_oracle", "ensemble_nnls")
+PRIMARY = METHODS[0]
 COMPARATORS = METHODS[1:]
+LEARNED = {  # method: (model, use proxy scores, use graph features)
+    "predictor_graph": ("random_forest", True, True),
+    "predictor_graph_et": ("extra_trees", True, True),
+    "predictor": ("random_forest", True, False),
+    "graph_only": ("random_forest", False, True),
+}
 
 
 def _tau(pred, truth) -> float:
@@ -65,37 +77,42 @@ def _tau(pred, truth) -> float:
     return float(scipy.stats.kendalltau(p[ok], t[ok]).statistic)
 
 
-def run(sets: list[str], seeds: int, csv: Path | None = None) -> pd.DataFrame:
-    from zcproxy.truth import load_nasrobbench201, load_nb201
+def run(sets: list[str], seeds: int, csv: Path | None = None, ks: tuple[int, ...] = KS) -> pd.DataFrame:
+    from zcproxy.truth import REPRESENTATIVE, load_nasrobbench201, load_nb201
     from zcproxy.validate import dedupe_isomorphs, orientations
     from zcproxy.validate.ensemble import fit_ensemble, oriented_ranks
+    from zcproxy.space import graph_features
     from zcproxy.validate.predictor import fit
 
     truths = {"nasrobbench201": load_nasrobbench201(), "nb201": load_nb201()}
     rows = []
     for name in sets:
         scores, source = wide_scores(name)
-        archs = dedupe_isomorphs(scores.index)
+        archs = dedupe_isomorphs(scores.index, truths["nasrobbench201"][REPRESENTATIVE])
         if archs.size != len(scores):
             raise SystemExit(f"{name}: {len(scores)} scored archs but {archs.size} isomorphism classes")
         scores = scores.loc[archs]
         orient = orientations(scores.columns)
         signed = oriented_ranks(scores, orient)  # higher = better, a non-finite (degenerate) score ranks worst
+        graph = graph_features(archs, "nb201").set_axis(archs)
+        tables = {(True, False): scores, (False, True): graph, (True, True): scores.join(graph)}
         targets = {t: truths[src][(d, m)].reindex(archs).astype(np.float64).rename(t)
                    for t, (src, d, m) in TARGETS.items()}
         oracle = {t: max(signed.columns, key=lambda c: np.nan_to_num(_tau(signed[c], y), nan=-2.0))
                   for t, y in targets.items()}
         print(f"{name}: {len(archs)} archs x {scores.shape[1]} outputs from {source}; oracle {oracle}", flush=True)
-        for k in KS:
+        for k in ks:
             started = time.time()
             for seed in range(seeds):
                 perm = np.random.default_rng([seed, k]).permutation(archs)
                 train, test = np.sort(perm[:k]), np.sort(perm[k:])
                 for target, y in targets.items():
                     base = {"set": name, "target": target, "k": k, "seed": seed, "n_train": k, "n_test": test.size}
-                    model = fit(scores.loc[train], y, seed=seed)
-                    rows.append(base | {"method": "predictor", "members": ",".join(model.features),
-                                        "kendall": _tau(model.predict(scores.loc[test]), y.loc[test])})
+                    for method, (learner, use_scores, use_graph) in LEARNED.items():
+                        table = tables[(use_scores, use_graph)]
+                        model = fit(table.loc[train], y, model=learner, seed=seed)
+                        rows.append(base | {"method": method, "members": ",".join(model.features),
+                                            "kendall": _tau(model.predict(table.loc[test]), y.loc[test])})
                     fit_taus = {c: _tau(signed.loc[train, c], y.loc[train]) for c in signed.columns}
                     best = max(fit_taus, key=lambda c: np.nan_to_num(fit_taus[c], nan=-2.0))
                     rows.append(base | {"method": "best_single_fit", "members": best,
@@ -135,7 +152,7 @@ def summarise(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                           "kendall": mean, "ci_lo": lo, "ci_hi": hi, "seed_min": wide[method].min(),
                           "seed_max": wide[method].max()})
         for method in COMPARATORS:
-            d = (wide["predictor"] - wide[method]).to_numpy()
+            d = (wide[PRIMARY] - wide[method]).to_numpy()
             mean, lo, hi = _mean_ci(d)
             diffs.append({"set": s, "target": t, "k": k, "versus": method, "delta": mean, "ci_lo": lo, "ci_hi": hi,
                           "wins": int((d[np.isfinite(d)] > 0).sum()), "seeds": int(np.isfinite(d).sum())})
@@ -156,9 +173,11 @@ def report(raw: pd.DataFrame, command: str) -> None:
         "`python studies/few_shot.py --report-only` rebuilds this page and the figure from it).",
         "",
         "Train on K random isomorphism representatives, test on every other representative of the set; "
-        f"{raw['seed'].nunique()} seeds (train draw and model seed). Predictor: `zcproxy.validate.predictor.fit` "
-        "(random forest, 100 trees = scikit-learn defaults, features = every proxy output of the set, "
-        "raw scores). Comparators on the same test archs: the best single proxy chosen on the K training archs "
+        f"{raw['seed'].nunique()} seeds (train draw and model seed). Predictors: `zcproxy.validate.predictor.fit` "
+        "(random forest, 100 trees, raw scores) on every proxy output of the set plus the 70 graph features of "
+        "`zcproxy.space.graph_features` (`predictor_graph`; `predictor_graph_et` the same with extra trees), on "
+        "the proxy outputs only (`predictor`) and on the graph features only (`graph_only`). Comparators on the "
+        "same test archs: the best single proxy chosen on the K training archs "
         "(`best_single_fit`), the best single proxy chosen with *all* labels (`best_single_oracle`, an upper "
         "bound for a single proxy), and the NNLS rank ensemble (`zcproxy.validate.ensemble.fit_ensemble`, greedy "
         "selection of up to 5 proxies on the K archs).",
@@ -177,25 +196,26 @@ def report(raw: pd.DataFrame, command: str) -> None:
     for s in raw["set"].unique():
         sub = raw[raw["set"] == s]
         lines += ["", f"## {s}: {int(sub['n_train'].iloc[0] + sub['n_test'].iloc[0])} representatives, "
-                  f"{len(sub[sub['method'] == 'predictor']['members'].iloc[0].split(','))} features", ""]
+                  f"{len(sub[sub['method'] == 'predictor']['members'].iloc[0].split(','))} proxy outputs "
+                  f"+ {len(sub[sub['method'] == 'graph_only']['members'].iloc[0].split(','))} graph features", ""]
         for t in sorted(sub["target"].unique(), key=target_order.get):
             m = means[(means["set"] == s) & (means["target"] == t)]
             d = diffs[(diffs["set"] == s) & (diffs["target"] == t)]
             lines += [f"### {t}", "",
-                      "| K | test archs | predictor | best single (fit on K) | best single (oracle) | NNLS ensemble "
-                      "| predictor seed range |",
-                      "|---:|---:|---|---|---|---|---|"]
+                      "| K | test archs | scores + graph (RF) | scores + graph (ET) | scores (RF) | graph (RF) "
+                      "| best single (fit on K) | best single (oracle) | NNLS ensemble | scores + graph (RF) seed range |",
+                      "|---:|---:|---|---|---|---|---|---|---|---|"]
             for k in KS:
                 row = m[m["k"] == k].set_index("method")
                 if row.empty:
                     continue
                 n_test = int(sub[(sub["k"] == k)]["n_test"].iloc[0])
                 cells = [_fmt(row.loc[x, "kendall"], row.loc[x, "ci_lo"], row.loc[x, "ci_hi"]) for x in METHODS]
-                rng = f"{row.loc['predictor', 'seed_min']:.3f}–{row.loc['predictor', 'seed_max']:.3f}"
+                rng = f"{row.loc[PRIMARY, 'seed_min']:.3f}–{row.loc[PRIMARY, 'seed_max']:.3f}"
                 lines.append(f"| {k} | {n_test} | " + " | ".join(cells) + f" | {rng} |")
-            lines += ["", "Predictor minus comparator (paired over seeds; wins = seeds where the predictor is higher):",
-                      "", "| K | − best single (fit) | − best single (oracle) | − NNLS ensemble |",
-                      "|---:|---|---|---|"]
+            lines += ["", "Scores + graph (RF) minus each other method (paired over seeds; wins = seeds where it is "
+                      "higher):", "", "| K | " + " | ".join(f"− {x}" for x in COMPARATORS) + " |",
+                      "|---:|" + "---|" * len(COMPARATORS)]
             for k in KS:
                 row = d[d["k"] == k].set_index("versus")
                 if row.empty:
@@ -206,11 +226,12 @@ def report(raw: pd.DataFrame, command: str) -> None:
             lines.append("")
         oracle = sub[sub["method"] == "best_single_oracle"].groupby("target")["members"].first().to_dict()
         lines.append(f"Oracle single proxy per target: {oracle}.")
-    k100 = means[(means["k"] == 100) & (means["method"] == "predictor")]
+    k100 = means[(means["k"] == 100) & means["method"].isin(list(LEARNED))]
     lines += ["", "## Target: few-shot τ ≥ 0.90 with K = 100", ""]
     for _, r in k100.iterrows():
         verdict = "met" if r["ci_lo"] >= 0.90 else ("not met" if r["ci_hi"] < 0.90 else "undecided")
-        lines.append(f"- {r['set']}, {r['target']}: τ {_fmt(r['kendall'], r['ci_lo'], r['ci_hi'])} — {verdict}")
+        lines.append(f"- {r['set']}, {r['target']}, {r['method']}: τ {_fmt(r['kendall'], r['ci_lo'], r['ci_hi'])} "
+                     f"— {verdict}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "few_shot.md").write_text("\n".join(lines).rstrip("\n") + "\n")
     means.to_csv(OUT / "few_shot_summary.csv", index=False, float_format="%.6g")

@@ -42,7 +42,7 @@ def _cells(prefix: str, values: np.ndarray, interval) -> dict:
 
 
 def run(bootstrap: int) -> pd.DataFrame:
-    from zcproxy.truth import load_nasrobbench201
+    from zcproxy.truth import REPRESENTATIVE, load_nasrobbench201
     from zcproxy.validate import dedupe_isomorphs, orientations
     from zcproxy.validate import partial as P
     from zcproxy.validate._stats import Ranked, kendall_of
@@ -52,7 +52,7 @@ def run(bootstrap: int) -> pd.DataFrame:
     cheap = None
     for name in ("all_representatives", "sample_1000"):
         scores, source = wide_scores(name)
-        archs = dedupe_isomorphs(scores.index)
+        archs = dedupe_isomorphs(scores.index, truth[REPRESENTATIVE])
         scores = scores.loc[archs]
         if cheap is None:
             cheap = set(scores.columns)
