@@ -3,6 +3,7 @@ over NAS-Bench-201 node sequences, DARTS cells, invariants and errors."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_brute_force_oracle_on_sampled_nb201_cells():
     rng = np.random.default_rng(0)
     indices = sorted(set(rng.integers(0, 15_625, 400).tolist()) | {0, 1462, 2581, 13714})
     table = graph_features(indices)
-    assert table.shape[0] == len(indices) and table.index.tolist() == indices
+    assert table.shape == (len(indices), 70) and table.index.tolist() == indices  # README: 70 columns for NB201
+    assert "70 columns for NB201" in (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for i in indices:
         expected = brute_force(NB201.genotype(i))
         got = table.loc[i, list(expected)].to_dict()
