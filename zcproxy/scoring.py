@@ -1,7 +1,6 @@
 """``zcproxy.score``: score one architecture with any set of proxies in one call."""
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -12,9 +11,13 @@ from torch import nn
 
 from . import proxies as _proxies
 from ._datasets import dataset_info
+from ._malloc import release_large_frees
 from .errors import ProxyError
 from .space import DEFAULT_SPACE, SearchSpace, get_space
 from .space import label as _key_label
+
+
+_MEMORY_HEAVY_COSTS = frozenset({"jacobian", "attack"})
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,15 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     exception, a NaN value, or a model whose output on the batch is NaN or inf) gives results flagged
     ``failed`` with NaN values and the message in ``error``; the other proxies are still returned.
     ``strict=True`` raises :class:`ProxyError` on the first failure instead.
+    A call scoring several proxies, or one Jacobian or attack proxy, first fixes glibc's mmap threshold for
+    the process (once; :func:`zcproxy._malloc.release_large_frees`), which keeps the peak memory of scoring
+    every proxy near its live size.
     """
     device = torch.device(device)
     info = dataset_info(dataset)
     specs = resolve_proxies(proxies)
+    if len(specs) > 1 or any(s.cost in _MEMORY_HEAVY_COSTS for s in specs):
+        release_large_frees()
     _proxies.check_options(specs, options)
     sp = get_space(space)
     model, key = _arch_of(model_or_arch, sp)
@@ -253,12 +261,18 @@ def _nonfinite_output(model: nn.Module, x: torch.Tensor | None, image_size: int,
     """
     if x is None:
         x = torch.rand((2, 3, image_size, image_size), generator=torch.Generator().manual_seed(seed)).to(device)
-    try:
+    modes = {m: m.training for m in model.modules()}
+    state = {name: t.detach().to(device=device, dtype=torch.float32 if t.is_floating_point() else t.dtype, copy=True)
+             for name, t in (*model.named_parameters(), *model.named_buffers())}
+    try:  # a train-mode forward on copies of the weights and buffers (BatchNorm updates the copies)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            probe = copy.deepcopy(model).to(device=device, dtype=torch.float32).train()
-            out = probe(x)
+            model.train()
+            out = torch.func.functional_call(model, state, (x,), tie_weights=False, strict=False)
     except Exception:  # noqa: BLE001 - the proxies report a failing forward with their own context
         return None
+    finally:
+        for module, training in modes.items():
+            module.training = training
     if not isinstance(out, torch.Tensor) or out.is_complex():
         return None
     if torch.isnan(out).any():
