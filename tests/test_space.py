@@ -319,11 +319,26 @@ def test_cli_arch_by_string_shows_its_class(no_data, capsys):
     assert f"{len(members)} architecture(s): {', '.join(map(str, members[:12]))}, ..." in out
 
 
-@pytest.mark.parametrize("bad, words", [("15625", "out of range"), ("foo", "neither an index"),
+@pytest.mark.parametrize("bad, words", [("15625", "out of range"), ("foo", "is not a NAS-Bench-201 architecture"),
                                         ("|none~0|+|none~0|", "node groups")])
 def test_cli_arch_bad_input(no_data, capsys, bad, words):
     assert main(["arch", bad]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_cli_arch_of_a_darts_genotype(no_data, capsys):
+    from zcproxy.space.darts import DARTS
+
+    key = DARTS.sample(1, seed=3)[0]
+    assert main(["arch", "--space", "darts", key]) == 0
+    out = capsys.readouterr().out
+    assert f"key                     {key}" in out and "graph features" in out
+    assert "darts1000, SWAP-NAS's DARTS architectures, standard training: not available" in out
+    assert "NAS-RobBench-201" not in out  # only the tables keyed in the space
+    assert main(["arch", "--space", "darts", "--truth", "nb201", key]) == 2
+    assert "keyed in search space 'nb201', not 'darts'" in capsys.readouterr().err
+    assert main(["arch", "--space", "darts", "Genotype(normal=[])"]) == 2
+    assert "DARTS genotype" in capsys.readouterr().err
 
 
 @pytest.mark.data
