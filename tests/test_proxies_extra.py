@@ -13,6 +13,7 @@ from zcproxy.errors import ProxyError
 from zcproxy.proxies import croze as croze_mod
 from zcproxy.scoring import score
 from zcproxy.space import NB201
+from nets import Mul as _Mul
 
 NAMES = ("linear_regions", "zico", "meco", "croze", "az_nas")
 FAST = {"samples": 300}  # linear_regions: fewer patches keep the tests quick
@@ -32,17 +33,6 @@ def _nb201(index: int) -> nn.Module:
 
 def _options(name: str) -> dict:
     return FAST if name == "linear_regions" else {}
-
-
-class _Mul(nn.Module):
-    """f(x) = factor * x."""
-
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 # ---------------------------------------------------------------- registry metadata and orientation

@@ -17,6 +17,7 @@ from zcproxy.proxies import swap as swap_mod
 from zcproxy.proxies import vkdnw as vkdnw_mod
 from zcproxy.scoring import score
 from zcproxy.space import NB201
+from nets import Mul as _Mul
 
 NAMES = ("swap", "swap_reg", "vkdnw", "gradsign", "logsynflow")
 FAST = {"swap": {"swap_repeats": 2}, "swap_reg": {"swap_repeats": 2}, "vkdnw": {"vkdnw_tensors": 24}}
@@ -32,15 +33,6 @@ def _batch(n: int = 6, size: int = 32, seed: int = 1):
 def _nb201(index: int, C: int = 4, N: int = 1) -> nn.Module:
     torch.manual_seed(0)
     return NB201.build(index, C=C, N=N)
-
-
-class _Mul(nn.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
 
 
 class _Scale(nn.Module):

@@ -172,8 +172,7 @@ def created_outputs(folder: Path) -> Iterator[Path]:
     """Create ``folder`` (and parents) for a command's outputs; if the command fails, remove what it created
     there (new files, and the folders it made) and never what existed before."""
     existed = {p for p in folder.rglob("*")} if folder.exists() else set()
-    first_new = next((p for p in (folder, *folder.parents) if not p.exists()), None)
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # made[-1]: the topmost folder we create
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file; pass a folder")
     try:
@@ -183,7 +182,7 @@ def created_outputs(folder: Path) -> Iterator[Path]:
     try:
         yield folder
     except BaseException:
-        if first_new is not None and made:
+        if made:
             shutil.rmtree(made[-1], ignore_errors=True)
         else:
             for path in sorted(set(folder.rglob("*")) - existed, key=lambda p: len(p.parts), reverse=True):
