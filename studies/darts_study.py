@@ -70,7 +70,7 @@ def export(store: Path, out: Path) -> None:
         degenerate=degenerate, datasets=["cifar10"], bootstrap=BOOTSTRAP, seed=SEED,
         sources=[os.path.relpath(copy, ROOT)], ensemble="clean")
     versus = pd.DataFrame([{"proxy": name, **compare(scores, truth, "params", name, dataset="cifar10", metric="clean",
-                                                     bootstrap=BOOTSTRAP, seed=SEED)}
+                                                     bootstrap=BOOTSTRAP, seed=SEED, flags=degenerate)}
                            for name in scores.columns if name != "params"])
     versus = versus.sort_values("delta", ascending=False)
     versus.to_csv(out / "versus_params.csv", index=False, float_format="%.6f")

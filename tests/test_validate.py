@@ -433,3 +433,13 @@ def test_compare_is_a_paired_kendall_difference_on_common_archs():
         compare(scores, truth, "good", "missing", dataset="cifar10", metric="pgd_8")
     with pytest.raises(ValueError, match="cifar100"):
         compare(scores, truth, "good", "poor", dataset="cifar100", metric="pgd_8")
+    # archs flagged degenerate in either column are left out, as correlate does
+    flags = pd.DataFrame({"poor": [()] * reps.size, "good": [()] * reps.size}, index=reps)
+    flags.loc[reps[10], "good"] = ("degenerate",)
+    flags.loc[reps[11], "poor"] = ("failed", "degenerate")
+    flagged = compare(scores, truth, "poor", "good", dataset="cifar10", metric="pgd_8", bootstrap=0,
+                      orientation={"poor": True, "good": True}, flags=flags)
+    rest = np.setdiff1d(keep, reps[[10, 11]])
+    assert flagged["n"] == keep.size - 2
+    assert flagged["kendall_second"] == pytest.approx(
+        scipy.stats.kendalltau(scores.loc[rest, "good"], truth[("cifar10", "pgd_8")].reindex(rest)).statistic)

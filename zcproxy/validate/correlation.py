@@ -83,10 +83,12 @@ def correlate(scores: pd.DataFrame, truth: pd.DataFrame, *, datasets: Sequence[s
 
 def compare(scores: pd.DataFrame, truth: pd.DataFrame, first: str, second: str, *, dataset: str, metric: str,
             orientation: Mapping[str, bool] | None = None, representatives_only: bool = True,
-            bootstrap: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+            bootstrap: int = 1000, seed: int = 0, confidence: float = 0.95,
+            flags: pd.DataFrame | None = None) -> dict[str, float]:
     """Paired difference tau_b(second) - tau_b(first) against one truth column, on the same architectures.
 
-    Both columns are evaluated on the archs where both are scored, finite and not flagged (one per
+    Both columns are evaluated on the archs where both are scored, finite and not flagged degenerate in
+    ``flags`` (same convention as :func:`correlate`: a bool mask or flag entries, columns as ``scores``; one per
     isomorphism class with ``representatives_only``), each signed by its orientation. The CI resamples
     architectures once for both scores (paired percentile bootstrap, seeded by ``seed`` and n), so it
     answers "does ``second`` rank better than ``first``?" far more sharply than two separate CIs. Returns
@@ -103,7 +105,8 @@ def compare(scores: pd.DataFrame, truth: pd.DataFrame, first: str, second: str, 
     _check_confidence(confidence)
     orient = orientations([first, second], orientation)
     both = scores[[first, second]].astype(np.float64)
-    both = both[np.isfinite(both.to_numpy()).all(axis=1)]
+    flagged = _degenerate_mask(scores[[first, second]], flags).to_numpy().any(axis=1)
+    both = both[np.isfinite(both.to_numpy()).all(axis=1) & ~flagged]
     target = truth[(dataset, metric)].astype(np.float64)
     chosen, _ = _evaluation_rows(both[first], target, representatives_only, truth[REPRESENTATIVE])
     y = target.reindex(chosen).to_numpy()
