@@ -279,10 +279,18 @@ def test_predict_with_graph_features_fits_and_applies_them(scored, tmp_path, cap
     truth.write_text("arch,acc\n" + "".join(f"{NB201.arch(a)},{i}\n" for i, a in enumerate(archs)))
     model = tmp_path / "m.json"
     code, out, err = _cli(capsys, "predict", "fit", "--store", more, "--truth", truth, "--graph-features",
-                          "--model", model)
+                          "--learner", "extra_trees", "--model", model)
     width = graph_features([archs[0]]).shape[1]
     assert code == 0, err
     assert f"fitted on 12 labelled architectures, {1 + width} features" in out
+    assert '"model": "extra_trees"' in model.read_text().replace("'", '"')
     code, _, err = _cli(capsys, "predict", "apply", "--store", more, "--model", model, "--out", tmp_path / "p.csv")
     assert code == 0, err  # the graph columns are added again because the predictor uses them
     assert sorted(pd.read_csv(tmp_path / "p.csv", index_col=0).index) == archs
+
+
+def test_predict_learner_choices_are_the_predictor_models():
+    from zcproxy.cli.predict import LEARNERS
+    from zcproxy.validate.predictor import MODELS
+
+    assert LEARNERS == MODELS

@@ -46,3 +46,23 @@ def test_readme_demo_time_is_the_committed_measurement():
     demo = README[README.index("## Two commands"):README.index("## Ten lines of Python")]
     assert f"{idle} s" in demo and f"{measured} s" in demo
     assert "results/perf/demo_time.md" in demo
+
+
+def test_readme_predictor_figures_are_the_committed_study():
+    import pandas as pd
+
+    summary = pd.read_csv(ROOT / "results" / "predictor" / "few_shot_summary.csv")
+    rows = summary[(summary["set"] == "all_representatives") & (summary["target"] == "pgd_8")]
+
+    def at(k: int, method: str) -> pd.Series:
+        return rows[(rows["k"] == k) & (rows["method"] == method)].iloc[0]
+
+    bullet = " ".join(README[README.index("- [results/predictor/]"):README.index("- [results/perf/]")].split())
+    et = at(100, "predictor_graph_et")
+    assert f"τ {et['kendall']:.3f} [{et['ci_lo']:.3f}, {et['ci_hi']:.3f}]" in bullet
+    assert f"(random forest {at(100, 'predictor_graph')['kendall']:.3f}," in bullet
+    assert f"the proxies alone {at(100, 'predictor')['kendall']:.3f}" in bullet
+    assert f"{at(500, 'predictor_graph_et')['kendall']:.3f} at K = 500" in bullet
+    assert f"against {at(100, 'best_single_oracle')['kendall']:.3f} for MeCo" in bullet
+    assert at(10, "predictor_graph")["kendall"] < at(10, "predictor")["kendall"]  # "below K = 20 ... hurt"
+    assert at(20, "predictor_graph")["kendall"] < at(20, "predictor")["kendall"]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from ._args import add_space_arguments, assignment, created_outputs, load_truth, options_dict, truth_metric
 
+LEARNERS = ("random_forest", "extra_trees", "gradient_boosting")
+"""zcproxy.validate.predictor.MODELS, spelled out so that --help needs no pandas import (a test keeps them equal)."""
+
 HELP = ("Few-shot predictor: fit a random forest on stored zero-cost scores of labelled architectures "
         "(--truth), save it as JSON, and predict the metric for every architecture of a store.")
 
@@ -25,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proxies", metavar="NAME[,NAME...]", help="fit: feature columns (default: every output)")
     parser.add_argument("--setting", type=assignment, action="append", metavar="KEY=VALUE",
                         help="keep only scores with these settings (repeatable)")
+    parser.add_argument("--learner", default="random_forest", choices=LEARNERS,
+                        help="fit: the regressor (default random_forest, as GreenFactory; extra_trees ranked best "
+                             "with graph features in results/predictor/few_shot.md)")
     parser.add_argument("--graph-features", action="store_true",
                         help="fit: add the space's graph features (op counts, path lengths, degrees) as features; "
                              "apply adds them whenever the saved predictor uses them")
@@ -54,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--labels {args.labels}: choose 1..{len(labelled)} (scored archs with ground truth)")
             labelled = labelled[np.sort(np.random.default_rng(args.seed).choice(len(labelled), args.labels,
                                                                                 replace=False))]
-        model = predictor.fit(scores.loc[labelled], target.loc[labelled], seed=args.seed)
+        model = predictor.fit(scores.loc[labelled], target.loc[labelled], seed=args.seed, model=args.learner)
         path = Path(args.model).expanduser()
         if path.exists() and not args.force:
             raise ValueError(f"--model {path} exists; pass --force to overwrite it")
