@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planned", type=int, default=1000, help="size of the seeded sample being scored")
     parser.add_argument("--out", type=Path, default=ROOT / "results/correlation")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--note", default="", help="a sentence added after the status (e.g. how a proxy added "
+                                                   "later is being scored)")
     parser.add_argument("--order", type=Path,
                         help="arch file the run scores from: the same sample in a seeded random order, so a "
                              "partial run is a uniform subsample; the resume command names it")
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Exported {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `studies/study_export.py`. "
         f"Sample `--archs sample:{args.planned} --seed 0`"
-        + (" (every representative)" if args.planned == len(NB201.unique()) else "") + f"; status: {status}.",
+        + (" (every representative)" if args.planned == len(NB201.unique()) else "") + f"; status: {status}."
+        + (f" {args.note.strip()}" if args.note.strip() else ""),
         "",
         *provenance,
         f"Settings: {images}, batch 64, seed 0 (weights, batch and sample), NB201 C=16 N=5, all proxy defaults "

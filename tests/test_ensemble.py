@@ -155,3 +155,21 @@ def test_cross_validated_rejects_unknown_target():
     scores, truth, orient = _problem(n=40)
     with pytest.raises(ValueError, match="no column"):
         cross_validated(scores, truth, "cifar10", "pgd_16", orientation=orient)
+
+
+def test_write_ensembles_leaves_out_outputs_still_being_scored(tmp_path):
+    from zcproxy.validate.report import ENSEMBLE_COVERAGE, write_ensembles
+
+    scores, truth, orient = _problem()
+    scores.loc[scores.index[60:], "b"] = np.nan  # 60 of 800 scored so far
+    text, paths = write_ensembles(scores, truth, tmp_path, stem="s", dataset="cifar10", metric="pgd_8",
+                                  orientation=orient)
+    folds = pd.read_csv(paths[0])
+    assert (folds["n_fit"] + folds["n_test"] == 800).all()  # not shrunk to the 60 archs of 'b'
+    assert not any("b" in m.split(",") for m in folds["members"])
+    assert "Left out as scored on too few architectures so far: b (60 of 800)" in paths[1].read_text()
+    scores.loc[scores.index[: int(800 * ENSEMBLE_COVERAGE)], "b"] = 1.0  # 90 % coverage: a candidate again
+    _, paths = write_ensembles(scores, truth, tmp_path, stem="t", dataset="cifar10", metric="pgd_8",
+                               orientation=orient)
+    assert "Left out" not in paths[1].read_text()
+    assert (pd.read_csv(paths[0])["n_fit"] + pd.read_csv(paths[0])["n_test"] == 720).all()

@@ -102,22 +102,34 @@ def write_correlations(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.
     return table, text, written
 
 
+ENSEMBLE_COVERAGE = 0.9
+"""An output joins the ensemble candidates when scored on at least this share of the best-covered output's archs."""
+
+
 def write_ensembles(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.PathLike, *, stem: str, dataset: str,
                     metric: str, seed: int = 0, orientation: Mapping[str, bool] | None = None,
                     representatives_only: bool = True) -> tuple[str, list[Path]]:
-    """``<stem>_ensemble_<dataset>_<metric>.{csv,md}``: rank ensembles fitted on one half, judged on the other."""
+    """``<stem>_ensemble_<dataset>_<metric>.{csv,md}``: rank ensembles fitted on one half, judged on the other.
+
+    Candidates are the outputs scored on at least :data:`ENSEMBLE_COVERAGE` of the most-scored output's
+    architectures, so a proxy still being scored does not shrink the ensembles to its few architectures; the
+    page names the outputs left out."""
     from .ensemble import cross_validated
 
     if (dataset, metric) not in truth.columns:
         raise ValueError(f"ensemble metric {metric!r}: the truth has no such metric for {dataset}")
-    folds = cross_validated(scores, truth, dataset, metric, seed, orientation=orientation,
+    counts = scores.notna().sum()
+    candidates = [c for c in scores.columns if counts[c] >= ENSEMBLE_COVERAGE * counts.max()]
+    sparse = [f"{c} ({counts[c]:,} of {counts.max():,})" for c in scores.columns if c not in candidates]
+    folds = cross_validated(scores, truth, dataset, metric, seed, orientation=orientation, candidates=candidates,
                             representatives_only=representatives_only)
     path = Path(out) / f"{stem}_ensemble_{dataset}_{metric}"
     folds.to_csv(path.with_suffix(".csv"), index=False, float_format="%.6f")
     text = markdown(folds, floatfmt=".3f")
+    left_out = (f" Left out as scored on too few architectures so far: {', '.join(sparse)}." if sparse else "")
     path.with_suffix(".md").write_text(
         f"Ensembles for {dataset} {metric}: members and weights chosen on one half of the "
-        f"architectures (seed {seed}), Kendall tau reported on the other half.\n\n{text}\n")
+        f"architectures (seed {seed}), Kendall tau reported on the other half.{left_out}\n\n{text}\n")
     return text, [path.with_suffix(".csv"), path.with_suffix(".md")]
 
 
