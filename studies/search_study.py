@@ -15,23 +15,35 @@ row has a like-for-like reference. Without a store, only the oracle (over all re
 exact parameter-count proxy (``--params``, computed for every representative from per-op counts checked
 against built models) run.
 
+With a store, two more kinds of rows (issue 22's search targets): a *zero-shot* objective, the equal-weight
+AZ-NAS mean of log ranks of 1-3 widely scored outputs chosen on the fit half by the REA outcome there
+(label-free: no label enters the objective, fit-half labels only choose it), searched like every proxy; and
+*few-shot predictor search* (strategy ``predictor``) on the search half, whose evaluations are true PGD-8
+labels counted in the same budget, with the stored outputs + NB201 graph features as free features
+(``--predictor-grid`` configurations).
+
     ZCPROXY_DATA=../shared/data .venv/bin/python studies/search_study.py \
-        [--store runs/leaders_cifar10.sqlite --store runs/study_cifar10.sqlite] [--params] \
-        [--seeds 20] [--budget 100] [--out results/search]
+        [--store results/correlation/all_representatives/stores/leaders_cifar10.sqlite \
+         --store results/correlation/stores/study_cifar10.sqlite] [--params] \
+        [--seeds 20] [--budget 100] [--zero-shot-members 3] [--predictor-grid 20x10,50x10,20x5] \
+        [--out results/search]
 
 Writes ``runs.csv`` (every run at every budget), ``summary.csv``/``summary.md`` (at ``--budget``) and
-``budget_curve.png`` (mean true PGD-8 of the found architecture vs budget).
+``budget_curve.png`` (mean true PGD-8 of the found architecture vs budget), and with a store
+``zero_shot_candidates.csv`` (every zero-shot candidate with its fit-half criterion).
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import matplotlib
 import scipy.stats
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -72,6 +84,12 @@ def exact_params() -> pd.Series:
     return total / 1e6
 
 
+def halves(split_seed: int) -> tuple[set, set]:
+    """(fit half, search half) of the 6,466 representatives, split by ``split_seed``."""
+    order = np.random.default_rng(split_seed).permutation(np.asarray(NB201.unique()))
+    return set(order[: len(order) // 2].tolist()), set(order[len(order) // 2:].tolist())
+
+
 def fit_half_tau(values: pd.Series, target: pd.Series, higher_is_better: bool) -> float:
     tau = scipy.stats.kendalltau(values if higher_is_better else -values, target.reindex(values.index)).statistic
     return float(tau)
@@ -100,8 +118,7 @@ def build_objectives(args: argparse.Namespace, truth: pd.DataFrame,
     dropped = [o for o in values.columns if o not in keep]
     if dropped:
         log.append(f"Outputs with fewer than {args.min_scored} scored archs left out: {', '.join(dropped)}.")
-    order = np.random.default_rng(args.split_seed).permutation(reps)
-    fit_half, search_half = set(order[: len(order) // 2].tolist()), set(order[len(order) // 2:].tolist())
+    fit_half, search_half = halves(args.split_seed)
     log.append(f"Representatives split (seed {args.split_seed}) into a fit half of {len(fit_half)} (proxy "
                f"choice, ensemble fit) and a search half of {len(search_half)} (every search below); each output "
                "searches the part of the search half where it is scored, and its oracle row runs on that same pool.")
@@ -174,6 +191,142 @@ def stored_values(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]
     return stored_table(long, outputs, settings=settings)
 
 
+def wide_table(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(values, degenerate) of the widely scored outputs (scored on at least 90 % as many archs as the widest
+    one) on the representatives that have all of them; None without a usable store."""
+    if not args.store or any(not Path(s).exists() for s in args.store):
+        return None
+    values, degenerate = stored_values(args)
+    values = values[values.index.isin(set(NB201.unique()))]
+    counts = values.notna().sum()
+    keep = [o for o in values.columns if counts[o] >= args.min_scored]
+    if not keep:
+        return None
+    members = [o for o in keep if counts[o] >= 0.9 * counts[keep].max()]
+    table = values[members].dropna()
+    return table, degenerate.reindex(index=table.index, columns=members).fillna(False).astype(bool)
+
+
+def within_percentile(found: list, target: pd.Series) -> np.ndarray:
+    """Percentile of each found arch among the archs of ``target`` (share with a value <= its value)."""
+    values = target.to_numpy()
+    return np.array([100.0 * float((values <= target[a]).mean()) for a in found])
+
+
+def choose_zero_shot(table: pd.DataFrame, degenerate: pd.DataFrame, fit_half: set, target: pd.Series,
+                     args: argparse.Namespace) -> pd.DataFrame:
+    """Rank every label-free candidate objective on the fit half only; best first.
+
+    Candidates: the AZ-NAS mean of log ranks with equal weights (``ensemble_source`` with weights 1) of every
+    set of 1..``--zero-shot-members`` outputs of ``table``. Criterion (the search target measured on the fit
+    half): REA (``--seeds`` seeds, ``--budget``) on the fit half driven by the candidate; the found arch's
+    percentile among the fit half by true PGD-8; candidates ordered by the median, then the mean of those
+    percentiles, then fewer members. ``top5`` (the mean fit-half percentile of the candidate's five
+    best-ranked fit-half archs) is reported, not used.
+    """
+    fit_rows = table.index[table.index.isin(fit_half)]
+    target_fit = target.reindex(fit_rows)
+    rows = []
+    for size in range(1, args.zero_shot_members + 1):
+        for members in itertools.combinations(table.columns, size):
+            source = ensemble_source(table.loc[fit_rows, list(members)], dict.fromkeys(members, 1.0),
+                                     degenerate=degenerate.loc[fit_rows])
+            found = [run("rea", Objective(source, Budget(args.budget)), seed=seed, **STRATEGY_OPTIONS["rea"]).chosen
+                     for seed in range(args.seeds)]
+            percentile = within_percentile(found, target_fit)
+            top5 = sorted(source.values, key=lambda a: (-source.values[a], a))[:5]
+            rows.append({"members": "+".join(members), "size": size,
+                         "fit_rea_median": float(np.median(percentile)), "fit_rea_mean": float(percentile.mean()),
+                         "fit_top5_mean": float(within_percentile(top5, target_fit).mean())})
+    ranked = pd.DataFrame(rows).sort_values(["fit_rea_median", "fit_rea_mean", "size"],
+                                            ascending=[False, False, True], kind="stable")
+    return ranked.reset_index(drop=True)
+
+
+def add_zero_shot(objectives: dict, table: pd.DataFrame, degenerate: pd.DataFrame, truth: pd.DataFrame,
+                  args: argparse.Namespace, log: list[str]) -> tuple[str, pd.DataFrame]:
+    """Choose the label-free objective on the fit half (:func:`choose_zero_shot`) and add it, restricted to
+    the search half, to ``objectives``; returns its name and the ranked candidates."""
+    fit_half, search_half = halves(args.split_seed)
+    ranked = choose_zero_shot(table, degenerate, fit_half, truth[(DATASET, TARGET)], args)
+    members = ranked.loc[0, "members"].split("+")
+    search_rows = table.index[table.index.isin(search_half)]
+    source = ensemble_source(table.loc[search_rows, members], dict.fromkeys(members, 1.0),
+                             degenerate=degenerate.loc[search_rows])
+    pool = "search half" if len(search_rows) == len(search_half) else f"search half, {len(search_rows)} scored"
+    if f"oracle [{pool}]" not in objectives:
+        objectives[f"oracle [{pool}]"] = (oracle_source(truth, dataset=DATASET, metric=TARGET,
+                                                        domain=search_rows), pool)
+    name = f"ensemble (zero-shot log-rank): {'+'.join(members)}"
+    objectives[name] = (source, pool)
+    best = ", ".join(f"{r.members} {r.fit_rea_median:.2f}/{r.fit_rea_mean:.2f}" for r in ranked.head(5).itertuples())
+    log.append(f"Zero-shot (label-free) objective: the equal-weight AZ-NAS mean of log ranks of 1-"
+               f"{args.zero_shot_members} of the {table.shape[1]} widely scored outputs ({len(ranked)} candidates), "
+               f"chosen on the fit half only by REA there ({args.seeds} seeds, budget {args.budget}; median, then "
+               f"mean, fit-half percentile of the found arch). Best five (median/mean): {best}. Chosen: "
+               f"{'+'.join(members)}, searched on the {len(search_rows)} search-half archs.")
+    return name, ranked
+
+
+def parse_grid(text: str) -> list[tuple[int, int, str]]:
+    """``INITIALxBATCH[:MODEL],...`` -> [(initial, batch, model)]; model defaults to random_forest."""
+    from zcproxy.validate.predictor import MODELS
+
+    grid = []
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        shape, _, model = entry.partition(":")
+        try:
+            initial, batch = (int(v) for v in shape.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--predictor-grid entry {entry!r} is not INITIALxBATCH[:MODEL]") from None
+        model = model or "random_forest"
+        if model not in MODELS:
+            raise ValueError(f"--predictor-grid entry {entry!r}: model must be one of {MODELS}")
+        grid.append((initial, batch, model))
+    return grid
+
+
+def predictor_runs(table: pd.DataFrame, truth: pd.DataFrame, args: argparse.Namespace,
+                   log: list[str]) -> pd.DataFrame:
+    """Few-shot predictor search (strategy ``predictor``) on the search half, one configuration per
+    ``--predictor-grid`` entry: the true PGD-8 is the label source (each label one unit of ``--budget``);
+    features = the stored outputs of ``table`` + the NB201 graph features, free. Rows at the curve budgets up
+    to ``--budget`` (the prefix of a run is the run with the smaller budget)."""
+    from zcproxy.validate.predictor import with_graph_features
+
+    _, search_half = halves(args.split_seed)
+    search_rows = table.index[table.index.isin(search_half)]
+    pool = "search half" if len(search_rows) == len(search_half) else f"search half, {len(search_rows)} scored"
+    features = with_graph_features(table.loc[search_rows], "nb201")
+    budgets = [b for b in sorted(set(CURVE_BUDGETS) | {args.budget}) if b <= args.budget]
+    rows = []
+    for initial, batch, model in parse_grid(args.predictor_grid):
+        name = f"few-shot {model} (initial {initial}, batch {batch})"
+        for seed in range(args.seeds):
+            objective = Objective(oracle_source(truth, dataset=DATASET, metric=TARGET, domain=search_rows),
+                                  Budget(args.budget))
+            result = run("predictor", objective, seed=seed, features=features, initial=initial, batch=batch,
+                         model=model)
+            picks = {b: (result.best_after(min(b, result.evaluations)), min(b, result.evaluations), 0.0)
+                     for b in budgets}
+            rows += verdict_rows("predictor", name, pool, seed, picks, truth)
+    graph = features.shape[1] - table.shape[1]
+    log.append(f"Few-shot predictor search (strategy predictor) on the {len(search_rows)} search-half archs: labels "
+               f"= true PGD-8, each one unit of the budget of {args.budget}, the initial random ones included; "
+               f"features = {table.shape[1]} stored outputs ({', '.join(table.columns)}) + {graph} NB201 graph "
+               f"features, free; configurations run: {args.predictor_grid}.")
+    return pd.DataFrame(rows)
+
+
+def verdict_rows(strategy: str, name: str, pool: str, seed: int, picks: dict, truth: pd.DataFrame) -> list[dict]:
+    """One row per budget of ``picks`` ({budget: (arch, evaluations, seconds)}) with the benchmark's verdict."""
+    verdict = assess([p[0] for p in picks.values()], truth, dataset=DATASET, target=TARGET)
+    return [{"strategy": strategy, "objective": name, "pool": pool, "budget": b, "seed": seed, "arch": arch,
+             "evaluations": evaluations, "compute_seconds": seconds, "clean": v["clean"], "pgd_8": v["pgd_8"],
+             "autoattack": v["autoattack"], "percentile": v["percentile"], "regret": v["regret"]}
+            for (b, (arch, evaluations, seconds)), (_, v) in zip(picks.items(), verdict.iterrows())]
+
+
 def run_all(objectives, truth, args) -> pd.DataFrame:
     budgets = sorted(set(CURVE_BUDGETS) | {args.budget})
     rows = []
@@ -187,12 +340,7 @@ def run_all(objectives, truth, args) -> pd.DataFrame:
                     long = run(strategy, Objective(source, Budget(max(budgets))), seed=seed, **options)
                     picks = {b: (long.best_after(min(b, long.evaluations)), min(b, long.evaluations), 0.0)
                              for b in budgets}
-                verdict = assess([p[0] for p in picks.values()], truth, dataset=DATASET, target=TARGET)
-                for (b, (arch, evaluations, seconds)), (_, v) in zip(picks.items(), verdict.iterrows()):
-                    rows.append({"strategy": strategy, "objective": name, "pool": pool, "budget": b, "seed": seed,
-                                 "arch": arch, "evaluations": evaluations, "compute_seconds": seconds,
-                                 "clean": v["clean"], "pgd_8": v["pgd_8"], "autoattack": v["autoattack"],
-                                 "percentile": v["percentile"], "regret": v["regret"]})
+                rows += verdict_rows(strategy, name, pool, seed, picks, truth)
     return pd.DataFrame(rows)
 
 
@@ -205,11 +353,11 @@ def _measured_seconds() -> pd.Series | None:
 def live_cost(objective: str) -> float:
     """Estimated seconds per live evaluation: the measured median of ``results/perf/proxy_seconds.csv``
     (one thread, batch 64) of the objective's proxy, summed over an ensemble's distinct proxies; NaN for
-    the oracle."""
+    the oracle and the few-shot predictor (its evaluations are labels, i.e. trained networks)."""
     from zcproxy.proxies import outputs
 
     seconds = _measured_seconds()
-    if objective.startswith("oracle") or seconds is None:
+    if objective.startswith(("oracle", "few-shot")) or seconds is None:
         return float("nan")
     if objective.startswith("ensemble"):
         names = objective.split(": ", 1)[1].split(" [")[0].split("+")
@@ -220,7 +368,8 @@ def live_cost(objective: str) -> float:
     return float(sum(seconds.get(p, float("nan")) for p in proxies))
 
 
-def summarise(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
+def summarise(runs: pd.DataFrame, budget: int, best_arch: int | None = None) -> pd.DataFrame:
+    """Per (strategy, objective, pool) at ``budget``; ``found_best`` = share of runs returning ``best_arch``."""
     at = runs[runs["budget"] == budget]
     groups = at.groupby(["strategy", "objective", "pool"], sort=False)
     table = groups.agg(runs=("seed", "size"), evaluations=("evaluations", "mean"),
@@ -228,13 +377,34 @@ def summarise(runs: pd.DataFrame, budget: int) -> pd.DataFrame:
                        clean_mean=("clean", "mean"), autoattack_mean=("autoattack", "mean"),
                        percentile_median=("percentile", "median"), percentile_mean=("percentile", "mean"),
                        percentile_std=("percentile", "std"), regret_mean=("regret", "mean"),
-                       top1_share=("percentile", lambda p: float((p >= 99.0).mean())))
+                       top1_share=("percentile", lambda p: float((p >= 99.0).mean())),
+                       found_best=("arch", lambda a: float((a == best_arch).mean())))
     table = table.reset_index()
     table["live_seconds"] = [e * live_cost(o) for e, o in zip(table["evaluations"], table["objective"])]
     return table
 
 
-def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: list[str]) -> str:
+def target_lines(summary: pd.DataFrame, zero_shot: str | None, best_arch: int) -> list[str]:
+    """Issue 22's search targets, each marked met or not met from the summary at the study budget."""
+    def found(r) -> int:
+        return int(round(r.found_best * r.runs))
+
+    lines = []
+    for r in summary[(summary["strategy"] == "rea") & (summary["objective"] == zero_shot)].itertuples():
+        verdict = "met" if r.percentile_median >= 99.8 else "not met"
+        lines.append(f"Zero-shot target (REA with the best label-free objective, median percentile >= 99.8): "
+                     f"**{verdict}**. {r.objective}: median {r.percentile_median:.2f}, mean {r.percentile_mean:.2f}, "
+                     f"arch {best_arch} found in {found(r)} of {r.runs} seeds.")
+    for r in summary[summary["strategy"] == "predictor"].itertuples():
+        verdict = "met" if r.percentile_median >= 99.9 and found(r) >= r.runs / 4 else "not met"
+        lines.append(f"Few-shot target (labels in the budget; median percentile >= 99.9 and arch {best_arch} in "
+                     f">= 5 of 20 seeds): **{verdict}** by {r.objective}: median {r.percentile_median:.2f}, mean "
+                     f"{r.percentile_mean:.2f}, arch {best_arch} found in {found(r)} of {r.runs} seeds.")
+    return lines
+
+
+def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: list[str],
+             best_arch: int | None = None, targets: list[str] = ()) -> str:
     rows = []
     for _, r in summary.iterrows():
         rows.append([r["strategy"], r["objective"], r["pool"], int(r["runs"]), f"{r['evaluations']:.0f}",
@@ -242,10 +412,11 @@ def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: 
                      f"{100 * r['autoattack_mean']:.2f}", f"{r['percentile_median']:.2f}",
                      f"{r['percentile_mean']:.2f} ± {r['percentile_std']:.2f}", f"{100 * r['top1_share']:.0f} %",
                      f"{100 * r['regret_mean']:.2f}",
-                     "–" if np.isnan(r["live_seconds"]) else f"{r['live_seconds']:.0f}"])
+                     "–" if np.isnan(r["live_seconds"]) else f"{r['live_seconds']:.0f}",
+                     f"{round(r['found_best'] * r['runs']):.0f}/{int(r['runs'])}"])
     headers = ["strategy", "objective", "pool", "runs", "evals", "PGD-8 % (mean ± std)", "clean %", "AA %",
                "percentile (median)", "percentile (mean ± std)", "in top 1 %", "regret (pts)",
-               "live s (est.)"]
+               "live s (est.)", f"found {best_arch}"]
     lines = [f"# Proxy-guided search on NAS-RobBench-201 ({DATASET}, objective PGD-8/255)", "",
              f"Budget {args.budget} proxy evaluations, seeds 0..{args.seeds - 1}. Benchmark optimum "
              f"{100 * best:.2f} % PGD-8 (three-seed mean); a uniformly random representative averages "
@@ -253,8 +424,12 @@ def markdown(summary: pd.DataFrame, best: float, random_mean: float, args, log: 
              "one (100 = best). Oracle = the same search driven by the true PGD-8 values. Proxy values are read "
              "from the stores (0 s each here); live s (est.) = evaluations x the proxy's median seconds per "
              "architecture in results/perf/proxy_seconds.csv (1 thread, batch 64), what the run would cost "
-             "scoring live.", ""]
+             "scoring live. Strategy predictor: few-shot predictor search, its evaluations are labels (true "
+             f"PGD-8 values, i.e. trained networks) and count in the same budget; found {best_arch} = runs "
+             "returning the benchmark's best architecture.", ""]
     lines += [f"- {line}" for line in log] + [""]
+    if targets:
+        lines += ["## Targets (issue 22)", ""] + [f"- {line}" for line in targets] + ["", "## All rows", ""]
     lines.append(tabulate(rows, headers=headers, tablefmt="github"))
     return "\n".join(lines) + "\n"
 
@@ -276,7 +451,8 @@ def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
     """Mean true PGD-8 of the found architecture vs budget: one panel per strategy, one line per objective."""
     curves = runs.groupby(["strategy", "objective", "budget"], sort=False)["pgd_8"].mean().reset_index()
     names = plotted(list(dict.fromkeys(curves["objective"])))
-    colours = {o: f"C{k % 10}" for k, o in enumerate(names)}
+    palette = matplotlib.colormaps["tab20" if len(names) > 10 else "tab10"]
+    colours = {o: palette(k % palette.N) for k, o in enumerate(names)}
     strategies = list(dict.fromkeys(curves["strategy"]))
     fig = Figure(figsize=(4 * len(strategies), 5.2))
     axes = fig.subplots(1, len(strategies), sharey=True, squeeze=False)[0]
@@ -289,7 +465,7 @@ def plot(runs: pd.DataFrame, best: float, path: Path) -> None:
         ax.axhline(100 * best, color="black", linewidth=0.8, label=f"benchmark best {100 * best:.2f} %")
         ax.set_xscale("log")
         ax.set_title(strategy)
-        ax.set_xlabel("budget (proxy evaluations)")
+        ax.set_xlabel("budget (labels)" if strategy == "predictor" else "budget (proxy evaluations)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("true PGD-8/255 of found arch (%, seed mean)")
     axes[0].set_ylim(top=100 * best + 0.3)
@@ -311,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--zero-shot-members", type=int, default=3, help="label-free objective: equal-weight "
+                        "log-rank ensembles of up to this many widely scored outputs, chosen on the fit half "
+                        "(0: skip)")
+    parser.add_argument("--predictor-grid", default="20x10,50x10,20x5",
+                        help="few-shot predictor search configurations INITIALxBATCH[:MODEL], comma-separated "
+                             "(model random_forest unless given; empty: skip)")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default="results/search")
     args = parser.parse_args(argv)
@@ -318,14 +500,33 @@ def main(argv: list[str] | None = None) -> int:
     truth = load_nasrobbench201(args.data_dir)
     pgd = truth[(DATASET, TARGET)].reindex(NB201.unique())
     log: list[str] = []
+    best_arch = int(pgd.idxmax())
+    _, search_half = halves(args.split_seed)
     objectives = build_objectives(args, truth, log)
+    wide = wide_table(args) if args.zero_shot_members > 0 or parse_grid(args.predictor_grid) else None
+    if wide is not None and wide[0].index.isin(search_half).sum() < 2 * args.budget:
+        log.append("Zero-shot and few-shot rows skipped: fewer than 2 x budget search-half archs have every widely "
+                   "scored output.")
+        wide = None
+    if wide is not None:
+        log.append(f"The benchmark's best architecture {best_arch} ({100 * pgd.max():.2f} % PGD-8) is in the "
+                   + ("search half: a search can find it." if best_arch in search_half else
+                      f"fit half: no search can find it; the search half's best is "
+                      f"{int(pgd[sorted(search_half)].idxmax())}."))
+    zero_shot, ranked = add_zero_shot(objectives, *wide, truth, args, log) \
+        if wide is not None and args.zero_shot_members > 0 else (None, None)
     runs = run_all(objectives, truth, args)
-    summary = summarise(runs, args.budget)
+    if wide is not None and parse_grid(args.predictor_grid):
+        runs = pd.concat([runs, predictor_runs(wide[0], truth, args, log)], ignore_index=True)
+    summary = summarise(runs, args.budget, best_arch)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False, float_format="%.6g")
     summary.to_csv(out / "summary.csv", index=False, float_format="%.6g")
-    text = markdown(summary, float(pgd.max()), float(pgd.mean()), args, log)
+    if ranked is not None:
+        ranked.to_csv(out / "zero_shot_candidates.csv", index=False, float_format="%.6g")
+    text = markdown(summary, float(pgd.max()), float(pgd.mean()), args, log, best_arch,
+                    target_lines(summary, zero_shot, best_arch))
     (out / "summary.md").write_text(text)
     plot(runs, float(pgd.max()), out / "budget_curve.png")
     print(text)
