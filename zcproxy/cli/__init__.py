@@ -10,6 +10,7 @@ import importlib
 import pkgutil
 import sys
 
+from .._malloc import release_large_frees
 from ..errors import ZcproxyError
 
 # Subcommands in the order shown by --help; a module missing from this list is not exposed.
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    release_large_frees()  # peak memory of scoring many proxies: see zcproxy/_malloc.py
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
