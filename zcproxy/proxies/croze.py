@@ -9,6 +9,7 @@ from torch import nn
 
 from ._hooks import check_batch, forward_hooks, replace_batchnorm, weighted_layers
 from ._registry import ProxyContext, proxy
+from ._rescaled_conv import float32_convolutions
 
 _SGD_LR = 1e-3  # the reference's one SGD step; only its direction survives the rescaling below
 _EPS = 1e-30
@@ -38,14 +39,16 @@ def croze(ctx: ProxyContext) -> float:
     output of their NB201 stage, a space-specific choice); x' ascends the loss (standard FGSM, the
     adversarial input the paper describes; the reference code steps ``x - eps * sign``, which descends
     it); the surrogate's gradient is zeroed before the final backward (the reference keeps the FGSM
-    gradient in it). float64 is required: on full-size NB201 the logits reach ~1e47. A network whose
-    layers get no gradient scores 0.0, flagged ``degenerate``.
+    gradient in it). float64's range is required: on full-size NB201 the logits reach ~1e47. The
+    convolutions run in float32 on exactly rescaled operands (:mod:`._rescaled_conv`; float64 has no
+    oneDNN kernel on CPU), everything else in float64 and channels-last; against the all-float64
+    computation the value moves by ~1e-8 relative on study archs, Kendall tau with PGD-8 unchanged
+    (results/perf/croze_precision.md). A network whose layers get no gradient scores 0.0, flagged
+    ``degenerate``.
 
-    Cost: three float64 passes of the batch -- clean forward+backward (whose weight gradients are also
-    the ascent direction: before the step the surrogate is the clean network), the surrogate's FGSM
+    Cost: three passes of the batch -- clean forward+backward (whose weight gradients are also the ascent
+    direction: before the step the surrogate is the clean network), the surrogate's FGSM
     forward+input-backward, and the surrogate's forward+backward on x' (F_l taken as the forward runs).
-    Nearly all of it is float64 convolution, which on CPU runs the im2col path (no oneDNN kernel), about
-    10-20x slower per convolution than float32.
     """
     eps, step = float(ctx.options["croze_eps"]), float(ctx.options["weight_step"])
     if eps < 0 or step < 0:
@@ -58,6 +61,8 @@ def croze(ctx: ProxyContext) -> float:
         for t in clean.state_dict().values():
             if t.is_floating_point():
                 t.abs_()
+    float32_convolutions(clean)
+    clean, x = _channels_last(clean, x)
     robust = copy.deepcopy(clean)
     # The clean pass's weight gradients are the ascent direction: before the ascent the surrogate is an
     # exact copy of the clean network, so its own CE gradient would be the same numbers (one pass saved).
@@ -72,12 +77,28 @@ def croze(ctx: ProxyContext) -> float:
         g, g_adv = clean_grads.get(name), robust_grads.get(name)
         if g is None or g_adv is None or name not in f_sims:
             continue
-        w_sim = (1 + F.cosine_similarity(layer.weight.detach(), clean_weights[name].weight.detach(), dim=0)).sum()
-        g_sim = F.cosine_similarity(g_adv, g, dim=0).abs().sum()
+        w_sim = (1 + _cos0(layer.weight.detach(), clean_weights[name].weight.detach())).sum()
+        g_sim = _cos0(g_adv, g).abs().sum()
         total += float((w_sim * g_sim * f_sims[name]).abs())
     if total == 0.0:
         ctx.flag("degenerate")
     return total
+
+
+def _channels_last(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """Model and image batch in channels-last layout (faster pooling and convolutions on CPU; same values)."""
+    if x.dim() != 4:
+        return model, x
+    return model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+
+def _cos0(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """cos(a, b) along dim 0, for every other index (channels-last pairs are permuted to their memory order
+    first: the same values, in another order, without the slow strided reduction)."""
+    cl = torch.channels_last
+    if a.dim() == 4 and all(not t.is_contiguous() and t.is_contiguous(memory_format=cl) for t in (a, b)):
+        a, b = a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)
+    return F.cosine_similarity(a, b, dim=0)
 
 
 def _ascend_weights(model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: float) -> None:
@@ -140,7 +161,7 @@ def _feature_similarities(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         name = names[id(m)]
         if name in sims or name not in reference:
             return
-        sims[name] = (1 + F.cosine_similarity(out.detach(), reference.pop(name), dim=0)).sum()
+        sims[name] = (1 + _cos0(out.detach(), reference.pop(name))).sum()
 
     model.zero_grad(set_to_none=True)
     with forward_hooks([m for _, m in layers], hook):
