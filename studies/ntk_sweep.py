@@ -47,6 +47,9 @@ BN_MODES = ("frozen", "batch")
 BASE_OUTPUTS = ("ntk_clean", "ntk_robust", "ntk_cond")
 JOINT_OUTPUTS = ("ntk_joint_clean", "ntk_joint_robust")
 ATTACK_FREE = ("ntk_clean", "ntk_cond")  # outputs that do not depend on the attack, eps or beta
+# The committed sweep store was computed with float32 attacks (before the proxies' float64 default); the grid
+# keeps them so the store resumes and reports unchanged (results/stability/ntk_attack_precision.md).
+ATTACK_DTYPE = "float32"
 
 
 def beta_of(label: str) -> float:
@@ -73,7 +76,7 @@ def configurations(bn_modes: tuple[str, ...]) -> list[tuple[str, int, str]]:
 def planned(config: tuple[str, int, str], *, seed: int, batch_size: int) -> dict[str, dict]:
     """Output label -> settings that ``zcproxy.score`` records for it under this configuration."""
     attack, ticks, bn = config
-    options = {"attack": attack, "eps": ticks / 255, "ntk_bn": bn}
+    options = {"attack": attack, "eps": ticks / 255, "ntk_bn": bn, "attack_dtype": ATTACK_DTYPE}
     plan: dict[str, dict] = {}
     for name in BASE_OUTPUTS:
         plan[name] = planned_settings(name, seed=seed, batch_size=batch_size, **options)
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             model = build_model(arch, "cifar10", args.seed)
             t0 = time.perf_counter()
             grid = ntk_scores_over_eps(model, batch.x, batch.y, eps_values=[t / 255 for t in todo], attack=attack,
-                                       betas=BETAS, bn=bn, seed=args.seed)
+                                       betas=BETAS, bn=bn, seed=args.seed, attack_dtype=ATTACK_DTYPE)
             seconds = (time.perf_counter() - t0) / len(todo)
             flags = frozenset({"degenerate"}) if NB201.is_zero_output(arch) else frozenset()
             for ticks, values in zip(todo, grid):

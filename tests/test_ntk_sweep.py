@@ -35,7 +35,8 @@ def test_run_stores_what_score_would_and_resumes(sweep, data_dir, tmp_path, caps
     assert len(frame) >= 2 * 5 * (1 + 2 * 5)
     for attack, ticks, beta in (("fgsm", 8, 1.0), ("pgd", 2, 0.25)):
         ours = zcproxy.score(arch, ["ntk_robust", "ntk_joint_robust"], batch_size=4, data_dir=data_dir,
-                             attack=attack, eps=ticks / 255, beta=beta, ntk_bn="frozen")
+                             attack=attack, eps=ticks / 255, beta=beta, ntk_bn="frozen",
+                             attack_dtype=sweep.ATTACK_DTYPE)
         for name, result in ours.items():
             row = frame[frame["settings_hash"] == settings_hash(result.settings)]
             assert len(row) == 1, (name, attack, ticks, beta)

@@ -174,14 +174,16 @@ def test_specs_and_recorded_settings():
         assert s.outputs == (name,)
     r = score(tiny_nb201(), ["ntk_joint_robust"], batch=batch(), eps=3 / 255, beta=0.25)["ntk_joint_robust"]
     for key, value in {"attack": "fgsm", "eps": 3 / 255, "beta": 0.25, "ntk_output": "sum", "ntk_bn": "frozen",
-                       "ntk_params": "all", "pgd_steps": 10, "random_start": False, "normalize": None}.items():
+                       "ntk_params": "all", "pgd_steps": 10, "random_start": False, "normalize": None,
+                       "attack_dtype": "float64", "torch_threads": torch.get_num_threads()}.items():
         assert r.settings[key] == value, key
 
 
 @pytest.mark.parametrize("option,value,words", [("attack", "cw", "attack must be one of"),
                                                 ("beta", 2.0, "beta must be in"),
                                                 ("normalize", "max", "normalize must be"),
-                                                ("ntk_bn", "train", "bn must be one of")])
+                                                ("ntk_bn", "train", "bn must be one of"),
+                                                ("attack_dtype", "float16", "attack_dtype must be one of")])
 def test_bad_options_are_named(option, value, words):
     with pytest.raises(ProxyError, match=words):
         score(tiny_nb201(), ["ntk_joint_clean"], batch=batch(), strict=True, **{option: value})
@@ -195,3 +197,45 @@ def test_real_cifar_batch_on_a_full_network(data_dir):
     results = score(NB201.index(ARCH), NAMES, batch=b, seed=0)
     assert all(math.isfinite(r.value) and r.value > 0 and not r.degenerate for r in results.values())
     assert results["ntk_joint_clean"].value == results["ntk_robust"].value
+
+
+def _kernel_pair(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """A(X) of a C=16, N=5 NB201 network on 8 seeded 32x32 images, computed in ``dtype`` with the NCHW and with the
+    channels-last convolution kernels (two float summation orders, as another CPU or thread count gives)."""
+    torch.manual_seed(5)
+    model = NB201.build(ARCH, num_classes=10, C=16, N=5)
+    x, y = batch(n=8, size=32, seed=4)
+    nchw = zcproxy.attacks.attack(model, x, y, dtype=dtype)
+    nhwc = zcproxy.attacks.attack(model, x.contiguous(memory_format=torch.channels_last), y, dtype=dtype)
+    return nchw, nhwc
+
+
+def test_float64_attack_is_independent_of_the_float_kernel():
+    """Issue 22: float32 input gradients have components below their rounding error, so FGSM's sign() flips
+    with the kernel and A(X) moves; the float64 attack (the default) gives bit-identical A(X)."""
+    old = _kernel_pair(torch.float32)
+    assert not torch.equal(*old)  # the old behaviour: another summation order, another adversarial batch
+    assert int((old[0] != old[1]).sum()) > 10
+    new = _kernel_pair(torch.float64)
+    assert torch.equal(*new)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # on the CPUs measured so far 2 threads change no bit even in float32
+    try:
+        assert torch.equal(_kernel_pair(torch.float64)[0], new[0])
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_attack_dtype_float32_is_the_old_behaviour_and_float64_the_default():
+    model, (x, y) = tiny_nb201(), batch()
+    old = values(score(model, ["ntk_robust"], batch=(x, y), attack_dtype="float32"))["ntk_robust"]
+    legacy_attack = zcproxy.attacks.attack(model, x, y, eps=8 / 255)
+    j = zcproxy.ntk.jacobian(model, legacy_attack, chunk_size=None)
+    assert old == pytest.approx(zcproxy.ntk.spectrum(zcproxy.ntk.gram(j)).lambda_min, rel=1e-12)
+    new = score(model, ["ntk_robust"], batch=(x, y))["ntk_robust"]
+    assert new.settings["attack_dtype"] == "float64"
+    strong = zcproxy.attacks.attack(model, x.double(), y, eps=8 / 255, dtype=F64)
+    j = zcproxy.ntk.jacobian(model, strong.float(), chunk_size=None)
+    assert new.value == pytest.approx(zcproxy.ntk.spectrum(zcproxy.ntk.gram(j)).lambda_min, rel=1e-12)
+    assert ntk_scores(model, x, y)["ntk_robust"] == new.value
+    assert ntk_scores(model, x, y, attack_dtype="float32")["ntk_robust"] == old

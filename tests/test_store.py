@@ -17,6 +17,7 @@ import zcproxy
 from zcproxy.errors import StoreError
 from zcproxy.scoring import ProxyResult
 from zcproxy import store as store_module
+from zcproxy.proxies import ADDED_OPTIONS
 from zcproxy.store import Store, export, load, merge, pivot, settings_hash
 
 
@@ -97,7 +98,7 @@ def test_round_trip_put_get_frame_load(tmp_path):
         assert s.get(5, "p", "0" * 16) is None
     frame = load(path)
     assert list(frame.columns) == ["arch", "proxy", "value", "seconds", "flags", "settings_hash", "settings",
-                                   "version", "device", "timestamp", "space"]
+                                   "version", "device", "timestamp", "space", "torch_threads"]
     assert frame[["arch", "proxy", "value"]].values.tolist() == [[5, "p", 1.5], [5, "q", -2.25], [7, "p", 3.0]]
     row = frame.iloc[0]
     assert row["flags"] == ("degenerate",) and row["settings"] == _settings("p")
@@ -381,20 +382,30 @@ def test_committed_schema1_store_reads_the_same_readonly_and_after_migration(tmp
         assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
     assert before["arch"].dtype == "int64" and set(before["space"]) == {"nb201"}
     assert sorted(zip(before["arch"], before["proxy"], before["value"])) == [(a, p, v) for a, p, _, v in old]
-    unchanged = before["proxy"] != "croze"  # CRoZe's option eps is now croze_eps: its settings hash moves
+    moved = {"croze", *ADDED_OPTIONS}  # CRoZe's eps is now croze_eps; NTK attacks gained attack_dtype
+    unchanged = ~before["proxy"].isin(moved)
     assert sorted(zip(before["arch"][unchanged], before["proxy"][unchanged], before["settings_hash"][unchanged])) == \
-        sorted((a, p, h) for a, p, h, _ in old if p != "croze")
-    croze = before[~unchanged]
+        sorted((a, p, h) for a, p, h, _ in old if p not in moved)
+    attacked = before[before["proxy"].isin(list(ADDED_OPTIONS))]
+    assert len(attacked) and all(st["attack_dtype"] == "float32" for st in attacked["settings"])
+    assert all(settings_hash(st) == h for st, h in zip(attacked["settings"], attacked["settings_hash"]))
+    assert attacked["torch_threads"].isna().all()  # not recorded then, and not invented now
+    croze = before[before["proxy"] == "croze"]
     assert len(croze) and all("croze_eps" in st and "eps" not in st for st in croze["settings"])
     assert all(settings_hash(st) == h for st, h in zip(croze["settings"], croze["settings_hash"]))
     from zcproxy import runner
 
     planned = runner.plan(["croze"], dataset="cifar100", seed=0, batch_size=64, stand_in=True)["croze"]
     assert planned in set(croze["settings_hash"])  # a resumed run finds the migrated results
+    old_ntk = runner.plan(["ntk_robust"], dataset="cifar100", seed=0, batch_size=64, stand_in=True,
+                          options={"attack_dtype": "float32"})["ntk_robust"]
+    new_ntk = runner.plan(["ntk_robust"], dataset="cifar100", seed=0, batch_size=64, stand_in=True)["ntk_robust"]
+    assert old_ntk in set(attacked["settings_hash"])  # float32 results are found under float32 settings ...
+    assert new_ntk not in set(before["settings_hash"])  # ... and never mix with the float64 default
     with Store(path) as s:  # writable: migrated in place
         assert s.get(old[0][0], old[0][1], old[0][2]) == old[0][3]
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
         assert raw.execute("SELECT typeof(arch), space FROM scores LIMIT 1").fetchone() == ("text", "nb201")
     after = load(path)
     pd.testing.assert_frame_equal(before.drop(columns=["settings"]), after.drop(columns=["settings"]))
@@ -475,3 +486,45 @@ def test_any_store_key_round_trips_or_is_refused(tmp_path, key):
             return
         stored = s.frame()
     assert len(stored) == 1 and str(stored["arch"].iloc[0]) == str(key)
+
+
+# ------------------------------------------------------------------------- schema 4: recorded, unhashed
+
+
+def test_torch_threads_is_recorded_but_not_hashed(tmp_path):
+    one, two = _settings("p", torch_threads=1), _settings("p", torch_threads=2)
+    assert settings_hash(one) == settings_hash(two) == settings_hash(_settings("p"))
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.put(5, {"p": ProxyResult(1.0, 0.1, one, frozenset(), True)}, device="cpu")
+        s.put(6, {"p": ProxyResult(2.0, 0.1, two, frozenset(), True)}, device="cpu")
+        s.put(7, {"p": _result(3.0)}, device="cpu")
+        assert s.missing([5, 6, 7], {"p": settings_hash(_settings("p"))}) == {}  # another thread count is not missing
+    frame = load(path)
+    assert frame["torch_threads"].tolist()[:2] == [1, 2] and pd.isna(frame["torch_threads"].iloc[2])
+    assert len(pivot(frame)) == 3  # one settings hash, so one column
+
+
+def test_schema3_store_gets_the_old_attack_precision_and_other_hashes_stay(tmp_path):
+    """A schema-3 store (before attack_dtype): NTK attack rows are migrated to float32, the rest keep their key."""
+    from zcproxy.scoring import planned_settings
+
+    legacy = {name: {k: v for k, v in planned_settings(name).items() if k not in ("attack_dtype", "torch_threads")}
+              for name in ("ntk_robust", "ntk_clean", "gradsign")}
+    path = tmp_path / "s.sqlite"
+    with Store(path) as s:
+        s.put(5, {n: ProxyResult(float(i + 1), 0.1, st, frozenset(), True) for i, (n, st) in enumerate(legacy.items())},
+              device="cpu")
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    readonly = load(path)
+    with Store(path) as s:
+        assert s.get(5, "gradsign", settings_hash(legacy["gradsign"])) == 3.0
+        assert s.get(5, "ntk_clean", settings_hash(legacy["ntk_clean"])) == 2.0
+        assert s.get(5, "ntk_robust", settings_hash(legacy["ntk_robust"])) is None
+        assert s.get(5, "ntk_robust", settings_hash({**legacy["ntk_robust"], "attack_dtype": "float32"})) == 1.0
+        assert s.get(5, "ntk_robust", settings_hash(planned_settings("ntk_robust"))) is None
+    after = load(path)
+    pd.testing.assert_frame_equal(readonly, after)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)

@@ -114,7 +114,8 @@ def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, bat
     Proxies that read no data record ``batch_size=None`` and ``stand_in=False``. Options the proxy does
     not take are ignored; missing ones take the proxy's defaults. ``space_settings`` (the search space's
     ``settings()``: its name and macro options; NB201 records none) are added. The device is not part
-    of the settings.
+    of the settings. ``torch_threads`` (``torch.get_num_threads()`` now) is recorded but left out of the
+    settings hash (:data:`zcproxy.store.UNHASHED_SETTINGS`): it changes float rounding only.
     """
     s = _proxies.spec(proxy)
     uses_data = bool(s.needs)
@@ -122,7 +123,7 @@ def planned_settings(proxy: str, *, dataset: str = "cifar10", seed: int = 0, bat
         "proxy": s.name, "dataset": dataset_info(dataset).name, "seed": int(seed),
         "batch_size": int(batch_size) if uses_data and batch_size is not None else None,
         "stand_in": bool(stand_in) if uses_data else False,
-        "bn": s.bn, "dtype": str(s.dtype).replace("torch.", ""),
+        "bn": s.bn, "dtype": str(s.dtype).replace("torch.", ""), "torch_threads": torch.get_num_threads(),
     }
     out.update({k: options.get(k, v) for k, v in s.defaults.items()})
     clash = sorted(set(space_settings or {}) & set(out))

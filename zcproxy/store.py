@@ -35,7 +35,10 @@ from .space._protocol import DEFAULT_SPACE, labels
 
 __all__ = ["SCHEMA_VERSION", "settings_hash", "Store", "load", "pivot", "export", "merge", "MergeReport"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+UNHASHED_SETTINGS = ("torch_threads",)
+"""Settings recorded with each result but not part of its key: the torch thread count changes float rounding
+only, so results of another thread count are not "missing"."""
 _FORMAT = "zcproxy-store"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS = 60_000
@@ -117,8 +120,11 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
     """First 16 hex digits of sha256 over the settings as JSON with sorted keys (floats in exact repr).
 
     Equal settings always hash equally across runs and machines; any changed value (seed, eps, batch
-    size, dataset, ...) gives a different hash. ``1`` and ``1.0`` are different settings.
+    size, dataset, ...) gives a different hash. ``1`` and ``1.0`` are different settings. Keys of
+    ``UNHASHED_SETTINGS`` (the torch thread count) are recorded but left out of the hash.
     """
+    if isinstance(settings, Mapping):
+        settings = {k: v for k, v in settings.items() if k not in UNHASHED_SETTINGS}
     return hashlib.sha256(_settings_json(settings).encode("utf-8")).hexdigest()[:16]
 
 
@@ -260,7 +266,9 @@ class Store:
 
         1 -> 2: integer NB201 indices become (space ``nb201``, text key). 2 -> 3: retired proxy option names
         in stored settings get their new names (``proxies.RENAMED_OPTIONS``) and the settings hash is
-        recomputed, so results keep matching the settings ``zcproxy.score`` now records.
+        recomputed, so results keep matching the settings ``zcproxy.score`` now records. 3 -> 4: options
+        added since a row was stored get the value it was computed with (``proxies.ADDED_OPTIONS``: NTK
+        attacks were float32) and the hash is recomputed; rows of every other proxy keep their hash.
         """
         conn.create_function("zc_settings", 1, _renamed_settings, deterministic=True)
         conn.create_function("zc_hash", 2, _renamed_hash, deterministic=True)
@@ -281,7 +289,7 @@ class Store:
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-            if current < 3:
+            if current < SCHEMA_VERSION:
                 conn.execute("UPDATE OR REPLACE scores SET settings_hash = zc_hash(settings, settings_hash), "
                              "settings = zc_settings(settings) WHERE zc_settings(settings) != settings")
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
@@ -423,7 +431,8 @@ class Store:
         return frame
 
     def frame(self) -> pd.DataFrame:
-        """All scores, long format (see :func:`load`)."""
+        """All scores, long format (see :func:`load`); ``torch_threads`` is the recorded torch thread count
+        (<NA> for rows stored before it was recorded)."""
         rows = self._conn.execute("SELECT arch, proxy, value, seconds, flags, settings_hash, settings, version, "
                                   "device, timestamp, space FROM scores").fetchall()
         frame = pd.DataFrame(rows, columns=list(COLUMNS))
@@ -433,6 +442,8 @@ class Store:
         frame["seconds"] = frame["seconds"].astype("float64")
         frame["flags"] = [tuple(json.loads(f)) for f in frame["flags"]]
         frame["settings"] = [json.loads(s) for s in frame["settings"]]
+        frame["torch_threads"] = pd.array([s.get("torch_threads") if isinstance(s, dict) else None
+                                           for s in frame["settings"]], dtype="Int64")
         return frame
 
     def _rows(self, table: str) -> list[tuple]:
@@ -472,14 +483,18 @@ def _check_key(arch: object) -> str:
 
 
 def _renamed_settings(text: str) -> str:
-    """Stored settings JSON with retired option names of its proxy renamed (unchanged text otherwise)."""
-    from .proxies import RENAMED_OPTIONS
+    """Stored settings JSON with retired option names of its proxy renamed and options added since it was
+    stored set to the value it was computed with (unchanged text otherwise)."""
+    from .proxies import ADDED_OPTIONS, RENAMED_OPTIONS
 
     settings = json.loads(text)
-    table = RENAMED_OPTIONS.get(settings.get("proxy"), {}) if isinstance(settings, dict) else {}
-    if not any(old in settings for old in table):
+    if not isinstance(settings, dict):
         return text
-    return _settings_json({table.get(k, k): v for k, v in settings.items()})
+    table = RENAMED_OPTIONS.get(settings.get("proxy"), {})
+    added = {k: v for k, v in ADDED_OPTIONS.get(settings.get("proxy"), {}).items() if k not in settings}
+    if not added and not any(old in settings for old in table):
+        return text
+    return _settings_json({**{table.get(k, k): v for k, v in settings.items()}, **added})
 
 
 def _renamed_hash(text: str, digest: str) -> str:
@@ -523,8 +538,8 @@ def _labels(frame: pd.DataFrame) -> pd.Series:
 
 def load(path: str | os.PathLike) -> pd.DataFrame:
     """All scores of a store, long format with columns
-    ``arch, proxy, value, seconds, flags, settings_hash, settings, version, device, timestamp``
-    (``flags`` a tuple of strings, ``settings`` a dict)."""
+    ``arch, proxy, value, seconds, flags, settings_hash, settings, version, device, timestamp, space,
+    torch_threads`` (``flags`` a tuple of strings, ``settings`` a dict, ``torch_threads`` nullable int)."""
     with Store(path, readonly=True) as store:
         return store.frame()
 

@@ -12,10 +12,10 @@ from functools import cache
 from types import MappingProxyType
 from typing import Mapping
 
-from ._registry import RENAMED_OPTIONS, ProxyContext, ProxySpec, check_options, proxy
+from ._registry import ADDED_OPTIONS, RENAMED_OPTIONS, ProxyContext, ProxySpec, check_options, proxy
 
 __all__ = ["available", "spec", "specs", "outputs", "ProxySpec", "ProxyContext", "proxy", "check_options",
-           "RENAMED_OPTIONS"]
+           "RENAMED_OPTIONS", "ADDED_OPTIONS"]
 
 
 @cache

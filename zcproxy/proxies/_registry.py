@@ -22,6 +22,12 @@ RENAMED_OPTIONS: Mapping[str, Mapping[str, str]] = {"croze": {"eps": "croze_eps"
 is ``croze_eps``. Stores are migrated (:mod:`zcproxy.store`), and passing an old name is an error naming the
 new one."""
 
+ADDED_OPTIONS: Mapping[str, Mapping[str, Any]] = {
+    name: {"attack_dtype": "float32"} for name in ("ntk_robust", "ntk_joint_clean", "ntk_joint_robust")}
+"""Options added after results were stored, per proxy: option -> the value that reproduces rows stored without
+it. The NTK attack precision became an option (default float64) after float32 attacks had been stored; stores
+are migrated (:mod:`zcproxy.store`) so those rows say ``attack_dtype="float32"`` and never match float64 runs."""
+
 T = TypeVar("T")
 
 

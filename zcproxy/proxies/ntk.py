@@ -18,6 +18,18 @@ summed output at initialisation (:mod:`zcproxy.ntk`, frozen BatchNorm statistics
   accuracy is 0.488 (frozen) against 0.539 (batch) (results/correlation/ntk_sweep_bn.md); the batch
   kernel costs N backward passes (results/perf/perf_ratios.md gives the ratio).
 
+Attack precision (``attack_dtype``, default ``"float64"``): FGSM steps by sign(grad_x CE). In float32 a
+fraction of the input-gradient components are smaller than their own rounding error (on CIFAR-10 NB201
+networks 0.01-0.7 % of them change sign between a float32 and a float64 gradient), so any change of
+floating-point kernel (another CPU instruction set, library version or memory layout) flips their signs and
+moves A(X); lambda_min of the adversarial kernels then moved by up to 9.5 % on rescoring while the clean one
+moved by 0.4 % (results/stability/ntk_attack_precision.md). ``"float64"`` computes the attack's forward and
+backward on a float64 copy of the network (the Jacobians stay in the proxy dtype): its rounding error is ~1e-16
+relative, far below the smallest measured gradient component, so A(X) no longer depends on the kernel. Cost:
+a float64 attack takes ~2.6x a float32 one on CPU, about +20 % on ``ntk_robust`` and ``ntk_joint_robust``
+(the Jacobians dominate). ``"float32"`` is the behaviour before this option existed (stored rows without the
+option were computed that way and are migrated to say so, :mod:`zcproxy.store`).
+
 Higher lambda_min predicts higher accuracy. beta defaults to 1.0 (the benchmark's pure adversarial
 training), where ``ntk_joint_clean`` equals ``ntk_robust``. Within one ``score()`` call X, A(X), A(A(X))
 and each Jacobian are computed once and shared by all five proxies. A singular kernel (constant-output
@@ -41,8 +53,10 @@ __all__ = ["ntk_clean", "ntk_robust", "ntk_joint_clean", "ntk_joint_robust", "nt
 _REFERENCE = "Wu, Liu, Simon-Gabriel, Chrysos & Cevher, ICLR 2024 (NAS-RobBench-201), arXiv 2403.13134"
 _JACOBIAN_DEFAULTS: dict[str, Any] = {"ntk_output": "sum", "ntk_bn": "frozen", "ntk_params": "all"}
 _ATTACK_DEFAULTS: dict[str, Any] = {"attack": "fgsm", "eps": 8 / 255, "pgd_steps": 10, "pgd_step_size": None,
-                                    "random_start": False, "attack_bn": "train"}
+                                    "random_start": False, "attack_bn": "train",
+                                    "attack_dtype": "float64"}
 _NORMALIZE = (None, "trace")
+ATTACK_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Frozen-BN Jacobian rows are differentiated 16 samples at a time and written into one buffer when the
 # batch is a multiple of 16: the same bits as the whole batch at once (tests/test_shared_passes.py; chunks
 # of 2, 8 and 16 samples are, odd chunk sizes take another convolution path and are not), a similar time,
@@ -101,8 +115,9 @@ def ntk_cond(ctx: ProxyContext) -> float:
 def ntk_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str = "fgsm", eps: float = 8 / 255,
                betas: Iterable[float] = (0.0, 0.25, 0.5, 0.75, 1.0), bn: str = "frozen", output: str = "sum",
                params: str = "all", pgd_steps: int = 10, pgd_step_size: float | None = None,
-               random_start: bool = False, attack_bn: str = "train", normalize: str | None = None, seed: int = 0,
-               device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, float]:
+               random_start: bool = False, attack_bn: str = "train", attack_dtype: str = "float64",
+               normalize: str | None = None, seed: int = 0, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> dict[str, float]:
     """Every NTK score of one network for several beta at once (for sweeps), from three Jacobians.
 
     Returns ``ntk_clean``, ``ntk_robust``, ``ntk_cond`` and ``ntk_joint_clean@<beta>`` /
@@ -113,16 +128,16 @@ def ntk_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: st
     """
     return ntk_scores_over_eps(model, x, y, eps_values=(eps,), attack=attack, betas=betas, bn=bn, output=output,
                                params=params, pgd_steps=pgd_steps, pgd_step_size=pgd_step_size,
-                               random_start=random_start, attack_bn=attack_bn, normalize=normalize, seed=seed,
-                               device=device, dtype=dtype)[0]
+                               random_start=random_start, attack_bn=attack_bn, attack_dtype=attack_dtype,
+                               normalize=normalize, seed=seed, device=device, dtype=dtype)[0]
 
 
 def ntk_scores_over_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_values: Iterable[float],
                         attack: str = "fgsm", betas: Iterable[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
                         bn: str = "frozen", output: str = "sum", params: str = "all", pgd_steps: int = 10,
                         pgd_step_size: float | None = None, random_start: bool = False, attack_bn: str = "train",
-                        normalize: str | None = None, seed: int = 0, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> list[dict[str, float]]:
+                        attack_dtype: str = "float64", normalize: str | None = None, seed: int = 0,
+                        device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> list[dict[str, float]]:
     """:func:`ntk_scores` for each eps of ``eps_values`` (same order), sharing the clean Jacobian J(X).
 
     A sweep over k radii costs 1 + 2k Jacobians and 2k attacks instead of 3k Jacobians; each entry equals
@@ -133,6 +148,7 @@ def ntk_scores_over_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
         raise ValueError("eps_values must hold at least one attack radius, got an empty sequence")
     betas = tuple(_ntk._check_beta(b) for b in betas)
     _check_normalize(normalize)
+    precision = _attack_precision(attack_dtype)
     device = torch.device(device)
     x = check_batch(x, "ntk_scores").to(device=device, dtype=dtype)
     j_clean = _ntk.jacobian(model, x, output=output, bn=bn, params=params, dtype=dtype, device=device)
@@ -141,7 +157,7 @@ def ntk_scores_over_eps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
     per_eps = []
     for eps in eps_values:
         settings = dict(method=attack, eps=eps, steps=pgd_steps, step_size=pgd_step_size,
-                        random_start=random_start, bn=attack_bn, device=device, dtype=dtype)
+                        random_start=random_start, bn=attack_bn, device=device, dtype=precision)
         adversarial = [x]
         for level in (1, 2):
             generator = _seeded_generator(seed, level) if random_start else None
@@ -167,6 +183,13 @@ def _check_normalize(normalize: object) -> None:
     if normalize not in _NORMALIZE:
         raise ValueError("normalize must be None or 'trace' (divide lambda_min by the kernel trace), "
                          f"got {normalize!r}")
+
+
+def _attack_precision(attack_dtype: object) -> torch.dtype:
+    if not isinstance(attack_dtype, str) or attack_dtype not in ATTACK_DTYPES:
+        raise ValueError(f"option attack_dtype must be one of {list(ATTACK_DTYPES)} (the precision of the attack's "
+                         f"input gradient), got {attack_dtype!r}")
+    return ATTACK_DTYPES[attack_dtype]
 
 
 def _normalized(s: _ntk.Spectrum, normalize: str | None) -> float:
@@ -195,7 +218,7 @@ def _adversarial(ctx: ProxyContext, level: int) -> torch.Tensor:
     The attack and the Jacobian engine take ``ctx.model`` itself: both work on their own private deep copy
     in the mode they need and never change the model, so a ``model_copy()`` first would only copy twice."""
     options = ctx.options
-    dtype = ctx.spec.dtype if ctx.spec else torch.float32
+    dtype = _attack_precision(options["attack_dtype"])
 
     def compute() -> torch.Tensor:
         start = check_batch(ctx.x, ctx.spec.name if ctx.spec else "ntk") if level == 1 else _adversarial(ctx, level - 1)
@@ -260,6 +283,8 @@ def _lambda_min(ctx: ProxyContext, kernel: tuple) -> float:
     _check_normalize(ctx.options.get("normalize"))
     if kernel[0] != "clean" and ctx.options["attack"] not in _attacks.METHODS:
         raise ValueError(f"option attack must be one of {list(_attacks.METHODS)}, got {ctx.options['attack']!r}")
+    if kernel[0] != "clean":
+        _attack_precision(ctx.options["attack_dtype"])
     s = _spectrum(ctx, _canonical(kernel))
     if s.degenerate:
         ctx.flag("degenerate")
