@@ -128,3 +128,16 @@ def test_every_registered_proxy_flags_or_names_a_nan_model(make):
 def test_healthy_model_has_no_nonfinite_flag():
     out = score(NB201.build(13714, C=4, N=1), ["meco", "params"], batch=_batch(size=16))
     assert all("nonfinite_output" not in r.flags and not r.failed for r in out.values())
+
+
+def test_nonfinite_probe_forwards_only_a_few_images():
+    """The probe costs a forward of 8 images of the 16-image batch (the proxies run on their own copies)."""
+    model = NB201.build(13714, C=4, N=1)
+    seen: list[int] = []
+    handle = model.register_forward_pre_hook(lambda module, inputs: seen.append(int(inputs[0].shape[0])))
+    try:
+        out = score(model, ["nwot"], batch=_batch(n=16))
+    finally:
+        handle.remove()
+    assert not out["nwot"].failed
+    assert seen == [8, 16]  # the probe's 8 images, then NASWOT's pass over the whole batch
