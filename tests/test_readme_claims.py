@@ -66,3 +66,19 @@ def test_readme_predictor_figures_are_the_committed_study():
     assert f"against {at(100, 'best_single_oracle')['kendall']:.3f} for MeCo" in bullet
     assert at(10, "predictor_graph")["kendall"] < at(10, "predictor")["kendall"]  # "below K = 20 ... hurt"
     assert at(20, "predictor_graph")["kendall"] < at(20, "predictor")["kendall"]
+
+
+def test_readme_search_sentence_is_the_committed_summary():
+    """The README's search numbers (zero-shot REA median, few-shot finds of 2581, oracle REA) come from
+    results/search/summary.csv."""
+    import pandas as pd
+
+    summary = pd.read_csv(ROOT / "results/search/summary.csv")
+    rea = summary[summary["strategy"] == "rea"].set_index("objective")
+    zero_shot = rea.loc[[o for o in rea.index if o.startswith("ensemble (zero-shot")]]
+    assert len(zero_shot) == 1
+    assert f"median percentile {zero_shot['percentile_median'].iloc[0]:.2f}" in README
+    found = (summary.loc[summary["strategy"] == "predictor", "found_best"] * 20).round().astype(int)
+    assert f"in {found.min()}–{found.max()} of 20 seeds" in README
+    oracle = int(round(rea.loc["oracle [search half]", "found_best"] * 20))
+    assert f"REA on the true accuracy itself: {oracle} of 20" in README

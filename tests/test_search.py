@@ -312,6 +312,9 @@ def test_store_hits_count_as_evaluations_but_cost_no_compute_seconds(tmp_path):
     (["--strategy", "rea", "--proxy", "params,flops"], "needs --store"),
     (["--strategy", "rea", "--proxy", "nope"], "unknown proxy output 'nope'"),
     (["--strategy", "rea", "--proxy", "params", "--population", "2", "--sample-size", "3"], "--sample-size"),
+    (["--strategy", "predictor"], "needs --store PATH"),
+    (["--strategy", "predictor", "--oracle", "--store", "s.csv"], "--oracle and --live do not apply"),
+    (["--strategy", "predictor", "--store", "s.csv", "--initial", "30", "--budget", "20"], "exceed --budget 20"),
 ])
 def test_cli_usage_errors_exit_2_with_a_message(argv, message, capsys):
     assert main(["search", *argv]) == 2
@@ -376,3 +379,28 @@ def test_cli_oracle_run_reports_true_accuracies(data_dir, capsys):
     assert main(["search", "--strategy", "rea", "--oracle", "--budget", "30", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "oracle:cifar10/pgd_8" in out and "PGD-8 %" in out and "AutoAttack %" in out
+
+
+def test_cli_predictor_search_labels_within_the_budget_and_finds_a_learnable_optimum(data_dir, tmp_path, capsys):
+    """--strategy predictor: features from the store, labels from the truth. A feature that is a monotone
+    function of the true PGD-8 (plus an uninformative one) lets the forest find the pool's best arch."""
+    from zcproxy.truth import load_nasrobbench201
+
+    truth = load_nasrobbench201(data_dir)
+    pool = list(REPS[:300])
+    target = truth[("cifar10", "pgd_8")].reindex(pool)
+    rng = np.random.default_rng(0)
+    rows = [(a, "learnable", float(np.exp(3 * target[a])), 0.1, "[]", "h0", "{}") for a in pool]
+    rows += [(a, "noise", float(rng.normal()), 0.1, "[]", "h1", "{}") for a in pool]
+    rows += [(a, "partial", 1.0, 0.1, "[]", "h2", "{}") for a in pool[:10]]  # too few archs: left out by default
+    _write_long_csv(tmp_path / "s.csv", rows)
+    code = main(["search", "--strategy", "predictor", "--store", str(tmp_path / "s.csv"), "--budget", "40",
+                 "--initial", "20", "--label-batch", "5", "--data-dir", str(data_dir), "--seed", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "features: learnable, noise;" in out and "spent 40 labels" in out and "over 300 scored" in out
+    found = int(out.splitlines()[-1].split("|")[1])
+    assert found in pool and int((target > target[found]).sum()) < 3  # among the pool's best three
+    assert main(["search", "--strategy", "predictor", "--store", str(tmp_path / "s.csv"), "--proxy", "noise",
+                 "--budget", "30", "--data-dir", str(data_dir)]) == 0
+    assert "features: noise;" in capsys.readouterr().out

@@ -6,12 +6,13 @@ import math
 import sys
 from typing import Any
 
+from .predict import LEARNERS
 from ._args import (DATASETS, add_space_arguments, assignment, dataset_name, load_truth, non_negative_int,
                     options_dict, positive_int, renamed_flag, truth_metric)
 
 HELP = ("Search a space (NAS-Bench-201, DARTS, yours) with a proxy, an ensemble or the benchmark truth (--oracle) "
         "under a budget of proxy evaluations; report the found architecture's true accuracy, percentile and regret.")
-STRATEGY_CHOICES = ("random", "rea", "prune")
+STRATEGY_CHOICES = ("random", "rea", "prune", "predictor")
 
 
 def _positive_float(text: str) -> float:
@@ -26,7 +27,9 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strategy", required=True, choices=STRATEGY_CHOICES,
-                        help="random sampling, regularized evolution, or TE-NAS-style pruning")
+                        help="random sampling, regularized evolution, TE-NAS-style pruning, or few-shot predictor "
+                             "search (labels = the truth's --target accuracy, counted in --budget; features = the "
+                             "--store outputs)")
     parser.add_argument("--proxy", help="proxy output to maximise (orientation from the registry); several "
                         "comma-separated names make an equal-weight log-rank ensemble (needs --store)")
     parser.add_argument("--oracle", action="store_true",
@@ -65,11 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clean- and robust-oriented proxy outputs for --pareto (oracle: true clean and "
                         "--target accuracy)")
     parser.add_argument("--cost", default="params", help="cost output minimised by --pareto (params or flops)")
+    parser.add_argument("--initial", type=positive_int, default=20,
+                        help="predictor: random labels before the first fit (default 20, part of --budget)")
+    parser.add_argument("--label-batch", type=positive_int, default=10,
+                        help="predictor: archs labelled per round, the best predicted (default 10)")
+    parser.add_argument("--learner", default="random_forest", choices=LEARNERS,
+                        help="predictor: the regressor (default random_forest)")
+    parser.add_argument("--graph-features", action="store_true",
+                        help="predictor: add the space's graph features to the stored outputs")
     add_space_arguments(parser, truth_help="ground truth for --oracle and the verdict (default: the space's "
                                            "built-in benchmark, nasrobbench201 for nb201, darts1000 for darts)")
 
 
 def _check(args: argparse.Namespace) -> list[str]:
+    if args.strategy == "predictor":
+        return _check_predictor(args)
     if args.oracle and args.proxy:
         raise ValueError("give either --proxy NAME or --oracle, not both")
     if not args.oracle and not args.proxy:
@@ -89,6 +102,39 @@ def _check(args: argparse.Namespace) -> list[str]:
     if args.oracle and (args.store or args.live):
         raise ValueError("--oracle searches with the true accuracy; --store/--live do not apply")
     return names
+
+
+def _check_predictor(args: argparse.Namespace) -> list[str]:
+    """Usage checks of ``--strategy predictor``: features come from --store, labels from the truth."""
+    if args.oracle or args.live:
+        raise ValueError("--strategy predictor labels architectures with the ground truth (counted in --budget) and "
+                         "reads its features from --store: --oracle and --live do not apply")
+    if not args.store:
+        raise ValueError("--strategy predictor needs --store PATH: its stored outputs are the predictor's features")
+    if args.initial > args.budget:
+        raise ValueError(f"--initial {args.initial} random labels exceed --budget {args.budget}")
+    return [p.strip() for p in (args.proxy or "").split(",") if p.strip()]
+
+
+def _predictor_features(args: argparse.Namespace, names: list[str], stored):
+    """Feature table of ``--strategy predictor``: the named stored outputs (default: every output scored on as
+    many architectures as the most widely scored one), rows scored in all of them, plus graph features."""
+    from ..search import stored_table
+    from ..validate.predictor import with_graph_features
+
+    settings = options_dict(args.setting, "--setting") or None
+    present = stored[stored["space"] == args.space.name] if "space" in stored.columns else stored
+    chosen = names or sorted(set(present["proxy"]))
+    values, _ = stored_table(stored, chosen, settings=settings, space=args.space)
+    if not names:
+        coverage = values.notna().sum()
+        values = values.loc[:, coverage == coverage.max()]
+    features = values.dropna()
+    if features.empty:
+        raise ValueError(f"no architecture of {args.store} is scored in all of {list(values.columns)}")
+    if args.graph_features:
+        features = with_graph_features(features, args.space)
+    return features
 
 
 def _truth(args: argparse.Namespace, required: bool, dataset: str):
@@ -192,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = _check(args)
     dataset = dataset_info(args.dataset).name
-    truth = _truth(args, required=args.oracle, dataset=dataset)
+    predictor = args.strategy == "predictor"
+    truth = _truth(args, required=args.oracle or predictor, dataset=dataset)
     if args.target is None:
         args.target = "pgd_8"
     stored = read_scores(args.store) if args.store and not args.live else None
@@ -202,8 +249,17 @@ def run(args: argparse.Namespace) -> int:
 
         store = Store(args.store)
     try:
-        source = _source(args, names, dataset, truth, stored, store)
         options: dict[str, Any] = {}
+        if predictor:
+            from ..search import oracle_source
+
+            features = _predictor_features(args, names, stored)
+            source = oracle_source(truth, dataset=dataset, metric=args.target, space=args.space,
+                                   domain=features.index.intersection(truth.index))
+            options = {"features": features, "initial": args.initial, "batch": args.label_batch,
+                       "model": args.learner}
+        else:
+            source = _source(args, names, dataset, truth, stored, store)
         if args.strategy == "rea":
             options = {"population": args.population, "sample_size": args.sample_size}
         elif args.strategy == "prune" and args.samples_per_round:
@@ -221,7 +277,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             scope = f"all {len(source.domain):,} representatives of {args.space.name}"
         print(f"{args.strategy} search on {dataset}, objective {source.name}, over {scope}")
-        print(f"spent {result.evaluations} proxy evaluations (budget {args.budget}"
+        if predictor:
+            print(f"features: {', '.join(map(str, options['features'].columns[:12]))}"
+                  + (f" and {options['features'].shape[1] - 12} more" if options["features"].shape[1] > 12 else "")
+                  + f"; {args.learner} refitted on every label so far")
+        spent = "labels (true accuracies, the first " + str(args.initial) + " random)" if predictor else \
+            "proxy evaluations"
+        print(f"spent {result.evaluations} {spent} (budget {args.budget}"
               + (f", {args.seconds} s" if args.seconds else "") + f"), {result.compute_seconds:.2f} compute seconds")
         chosen = {e.arch: e for e in result.history}.get(result.chosen)
         row: dict[str, Any] = {"arch": result.chosen, "objective value": None if chosen is None else chosen.value}
