@@ -157,7 +157,7 @@ def test_swap_samples_limits_the_batch_and_packing_matches_brute_force():
     one = score(net, "swap", batch=x, swap_init="none", swap_repeats=1, swap_samples=1)["swap"].value
     assert one == float(len({bool(v > 0.5) for v in x[0, 0].flatten()}))
     g = torch.Generator().manual_seed(4)
-    for n in (1, 5, 62, 63, 130):
+    for n in (1, 5, 16, 20, 24, 25, 62, 63, 130):  # table (<= 24 bits), sorted one word, several words
         active = torch.rand(n, 300, generator=g) < 0.1
         expected = len({tuple(col.tolist()) for col in active.T})
         assert swap_mod.count_patterns(swap_mod.pack_patterns(active)) == expected, n

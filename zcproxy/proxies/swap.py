@@ -12,6 +12,7 @@ from ._reinit import gaussian_init, rows_identical
 
 REFERENCE = "Peng et al., ICLR 2024 (SWAP-NAS, arXiv 2403.04161), pym1024/SWAP src/metrics/swap.py + correlation.py"
 _BITS = 62  # samples packed per int64 word
+_TABLE_BITS = 24  # codes below 2**24 are counted in a table of seen codes (16 MB) instead of by sorting
 
 
 def _check(samples: object, repeats: object, init: object) -> tuple[int, int, str]:
@@ -38,11 +39,21 @@ def pack_patterns(active: torch.Tensor) -> torch.Tensor:
 
 
 def count_patterns(packed: torch.Tensor) -> int:
-    """Number of distinct neuron patterns (rows) of the packed codes of :func:`pack_patterns`."""
+    """Number of distinct neuron patterns (rows) of the packed codes of :func:`pack_patterns`.
+
+    One word of at most ``_TABLE_BITS`` bits (batches of up to 24 samples, the default 16 among them) is
+    counted by marking a table of every possible code, linear in the neurons; longer codes are sorted
+    (``torch.unique``). Both count exactly."""
     if packed.shape[0] == 0:
         return 0
     if packed.shape[1] == 1:
-        return int(torch.unique(packed[:, 0]).shape[0])
+        codes = packed[:, 0]
+        bits = int(codes.max()).bit_length()
+        if bits <= _TABLE_BITS:
+            seen = torch.zeros(1 << bits, dtype=torch.bool, device=codes.device)
+            seen[codes] = True
+            return int(seen.sum())
+        return int(torch.unique(codes).shape[0])
     return int(torch.unique(packed, dim=0).shape[0])
 
 
