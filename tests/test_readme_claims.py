@@ -82,3 +82,14 @@ def test_readme_search_sentence_is_the_committed_summary():
     assert f"in {found.min()}–{found.max()} of 20 seeds" in README
     oracle = int(round(rea.loc["oracle [search half]", "found_best"] * 20))
     assert f"REA on the true accuracy itself: {oracle} of 20" in README
+
+
+def test_readme_attack_precision_figures_are_the_committed_stability_measurement():
+    import pandas as pd
+
+    rows = pd.read_csv(ROOT / "results/stability/ntk_attack_precision.csv")
+    assert f"flipped up to {rows['flips_layout_float32'].max():,} of {rows['components'].iloc[0]:,} signs" in README
+    assert f"`ntk_robust` by up to {100 * rows['rel_ntk_robust_float32_vs_stored'].max():.1f} %" in README
+    assert f"`ntk_joint_robust` by up to {100 * rows['rel_ntk_joint_robust_float32_vs_stored'].max():.0f} %" in README
+    assert rows[["flips_layout_float64", "flips_threads_float64"]].to_numpy().max() == 0
+    assert f"on any of {len(rows)} architectures" in README
