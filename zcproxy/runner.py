@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import proxies as _proxies
 from . import scoring
 from .errors import SpaceError
-from .space import DEFAULT_SPACE, SearchSpace, get_space, label
+from .space import DEFAULT_SPACE, SearchSpace, get_space, label, label_order
 from .store import Store, settings_hash
 
 __all__ = ["run", "RunSummary", "shard_archs", "plan", "BACKENDS"]
@@ -111,12 +111,7 @@ def shard_archs(archs: Iterable, index: int, count: int) -> list:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard must be i/n with 0 <= i < n (0-based, e.g. $SLURM_ARRAY_TASK_ID/{max(count, 1)}), "
                          f"got {index}/{count}")
-    return sorted(set(archs), key=_sort_key)[index::count]
-
-
-def _sort_key(key: object) -> tuple:
-    value = label(key) if isinstance(key, str) else key
-    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
+    return sorted(set(archs), key=label_order)[index::count]
 
 
 def plan(proxies: str | Sequence[str], *, dataset: str = "cifar10", seed: int = 0, batch_size: int = 64,

@@ -46,24 +46,23 @@ COLUMNS = ("arch", "proxy", "value", "seconds", "flags", "settings_hash", "setti
            "timestamp", "space")
 _V1_SPACE = DEFAULT_SPACE  # schema-1 stores predate search spaces: every row is of the default space
 
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE scores (
+_META = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_SCORES = """CREATE TABLE scores (
     space TEXT NOT NULL, arch TEXT NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
     value REAL NOT NULL, seconds REAL NOT NULL, flags TEXT NOT NULL, settings TEXT NOT NULL,
     version TEXT NOT NULL, device TEXT NOT NULL, timestamp TEXT NOT NULL,
     PRIMARY KEY (space, arch, proxy, settings_hash)
-) WITHOUT ROWID;
-CREATE TABLE failures (
+) WITHOUT ROWID"""
+_FAILURES = """CREATE TABLE failures (
     space TEXT NOT NULL, arch TEXT NOT NULL, proxy TEXT NOT NULL, settings_hash TEXT NOT NULL,
     message TEXT NOT NULL, timestamp TEXT NOT NULL,
     PRIMARY KEY (space, arch, proxy, settings_hash)
-) WITHOUT ROWID;
-CREATE TABLE leases (
+) WITHOUT ROWID"""
+_LEASES = """CREATE TABLE leases (
     space TEXT NOT NULL, arch TEXT NOT NULL, plan TEXT NOT NULL, owner TEXT NOT NULL, expires REAL NOT NULL,
     PRIMARY KEY (space, arch, plan)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID"""
+_TABLES = (_META, _SCORES, _FAILURES, _LEASES)
 # Schema 1 -> 2: keys become (space, text key); v1 rows are NB201 indices.
 _MIGRATE_V1 = """
 ALTER TABLE scores RENAME TO scores_v1;
@@ -227,9 +226,8 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if not {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    for statement in _TABLES:
+                        conn.execute(statement)
                     conn.executemany("INSERT INTO meta VALUES (?, ?)", [
                         ("format", _FORMAT), ("schema_version", str(SCHEMA_VERSION)),
                         ("created", _now()), ("created_by", f"zcproxy {__version__}"),
@@ -259,7 +257,7 @@ class Store:
         if int(version) < SCHEMA_VERSION:
             self._upgrade(conn, int(version))
         elif "leases" not in tables and not self.readonly:
-            conn.execute(_SCHEMA.split("CREATE TABLE leases")[1].join(["CREATE TABLE leases", ""]))
+            conn.execute(_LEASES)
 
     def _upgrade(self, conn: sqlite3.Connection, version: int) -> None:
         """Older schemas: read through temporary views (read-only) or migrate in place (writable).
@@ -284,8 +282,7 @@ class Store:
         try:
             current = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
             if current == 1:
-                script = _MIGRATE_V1.format(schema=_SCHEMA.split("CREATE TABLE scores", 1)[1].join(
-                    ["CREATE TABLE scores", ""]), space=_V1_SPACE)
+                script = _MIGRATE_V1.format(schema=";\n".join((_SCORES, _FAILURES, _LEASES)) + ";", space=_V1_SPACE)
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import SpaceError
-from ..space import DEFAULT_SPACE, SearchSpace, get_space, label
+from ..space import DEFAULT_SPACE, SearchSpace, get_space, label, label_order
 
 _OPEN_DRAWS = 256
 
@@ -34,7 +34,7 @@ class Domain:
             else:
                 allowed = [label(k) for k in reps]
         else:
-            allowed = sorted({self.rep(a) for a in archs}, key=_order)
+            allowed = sorted({self.rep(a) for a in archs}, key=label_order)
         if not allowed and not self.open:
             raise ValueError("the search domain is empty: no architecture can be evaluated "
                              "(is the store empty for this proxy and these settings?)")
@@ -142,10 +142,6 @@ def list_key(space: SearchSpace, position: int) -> str:
     """Key at ``position`` of a finite space's ``archs()`` order."""
     at = getattr(space, "key_at", None)
     return at(position) if at is not None else list(space.archs())[position]
-
-
-def _order(value: Any) -> tuple:
-    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
 
 
 def _all_int(values: list) -> bool:

@@ -20,7 +20,7 @@ from .graph import CellGraph, graph_features
 from ._genotype import EDGES, OPS, SIZE, canonical_form, check_index, parse, to_string
 from . import _genotype
 from ._model import TinyNetwork
-from ._protocol import DEFAULT_SPACE, SearchSpace, check_space, label, labels, uniform_sample  # noqa: F401
+from ._protocol import DEFAULT_SPACE, SearchSpace, check_space, label, label_order, labels, uniform_sample  # noqa: F401
 from ..errors import SpaceError
 
 __all__ = ["NB201", "OPS", "EDGES", "TinyNetwork", "SearchSpace", "get_space", "BUILTIN_SPACES", "DEFAULT_SPACE",

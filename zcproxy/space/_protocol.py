@@ -95,6 +95,13 @@ def label(key: str) -> int | str:
     return int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else key
 
 
+def label_order(key: object) -> tuple:
+    """Sort key of architectures in any form (key or label): numeric labels by value first, then the rest
+    as text. Every ordered list of archs (shards, search domains) uses it, so all agree."""
+    value = label(key) if isinstance(key, str) else key
+    return (0, value, "") if isinstance(value, int) else (1, 0, str(value))
+
+
 def labels(keys: Sequence[str]) -> list[int | str]:
     """:func:`label` of every key; all ints or all strings (a mix keeps every key a string)."""
     out = [label(k) for k in keys]
