@@ -1,6 +1,7 @@
 """Rank-aggregation ensembles: ranks, log-rank and NNLS aggregation, greedy selection, held-out evaluation."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -122,8 +123,8 @@ def test_cross_validated_is_held_out_and_seeded():
     scores["leak"] = leak
     orient["leak"] = True
     table = cross_validated(scores, truth, "cifar10", "pgd_8", seed=0, orientation=orient)
-    assert list(table.columns) == ["fold", "method", "members", "weights", "n_fit", "n_test", "fit_kendall",
-                                   "test_kendall", "best_single", "best_single_test_kendall"]
+    assert list(table.columns) == ["fold", "method", "exhaustive", "members", "weights", "n_fit", "n_test",
+                                   "fit_kendall", "test_kendall", "best_single", "best_single_test_kendall"]
     assert (table["n_fit"] + table["n_test"] == archs.size).all()
     fold0 = table[table.fold == 0]  # fits on the first half, where the leak is noise
     assert not any("leak" in m.split(",") for m in fold0["members"])
@@ -173,3 +174,44 @@ def test_write_ensembles_leaves_out_outputs_still_being_scored(tmp_path):
                                orientation=orient)
     assert "Left out" not in paths[1].read_text()
     assert (pd.read_csv(paths[0])["n_fit"] + pd.read_csv(paths[0])["n_test"] == 720).all()
+
+
+def _synergy(n: int = 900, seed: int = 2):
+    """Accuracy = u1 + u2 + u3: each u_i alone ranks it weakly; a noisy copy of the sum ranks it better alone
+    but adds nothing to the three together."""
+    rng = np.random.default_rng(seed)
+    truth = _truth(np.zeros(NB201.size()))
+    archs = np.array(NB201.unique()[:n])
+    u = rng.random((n, 3))
+    acc = u.sum(axis=1)
+    truth.loc[archs, ("cifar10", "pgd_8")] = acc
+    scores = pd.DataFrame({"u1": u[:, 0], "u2": u[:, 1], "u3": u[:, 2],
+                           "sum_noisy": acc + rng.normal(scale=0.45, size=n)}, index=pd.Index(archs, name="arch"))
+    return scores, truth.loc[archs, ("cifar10", "pgd_8")], {c: True for c in scores.columns}
+
+
+def test_exhaustive_start_finds_members_that_only_help_together():
+    scores, target, orient = _synergy()
+    taus = {c: scipy.stats.kendalltau(scores[c], target).statistic for c in scores}
+    assert max(taus, key=taus.get) == "sum_noisy"  # greedy's first pick, not a member of the best triple
+    greedy = fit_ensemble(scores, target, "logrank", orientation=orient)
+    best = fit_ensemble(scores, target, "logrank", orientation=orient, exhaustive=3)
+    assert set(best.members) == {"u1", "u2", "u3"}
+    assert "sum_noisy" in greedy.members
+    tau_greedy, tau_best = (scipy.stats.kendalltau(m.predict(scores), target).statistic for m in (greedy, best))
+    assert tau_best > tau_greedy + 0.01
+    # brute force: no subset of up to three scores better than the one chosen
+    ranks = oriented_ranks(scores, orient)
+    for k in (1, 2, 3):
+        for members in itertools.combinations(scores.columns, k):
+            mean = np.log(ranks[list(members)]).sum(axis=1)
+            assert scipy.stats.kendalltau(mean, target).statistic <= tau_best + 1e-12
+    assert fit_ensemble(scores, target, "logrank", orientation=orient, exhaustive=1) == greedy
+    with pytest.raises(ValueError, match="exhaustive must be"):
+        fit_ensemble(scores, target, "logrank", orientation=orient, exhaustive=6)
+
+
+def test_cross_validated_reports_one_row_per_search():
+    scores, truth, orient = _problem(n=200)
+    table = cross_validated(scores, truth, "cifar10", "pgd_8", orientation=orient, exhaustive=(1, 3))
+    assert len(table) == 2 * 2 * 2 and set(table["exhaustive"]) == {1, 3}

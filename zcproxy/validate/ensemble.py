@@ -7,12 +7,14 @@ worst):
 * ``nnls``: a non-negative linear model on normalised ranks rank_i / M fit by scipy.optimize.nnls to the
   normalised rank of the target accuracy (both centred), so the weights never flip a proxy's orientation.
 
-Members are chosen by greedy forward selection on the fit architectures only; :func:`cross_validated`
+Members are chosen by greedy forward selection on the fit architectures only (optionally after trying every
+subset of up to ``exhaustive`` members, which finds members that only help together); :func:`cross_validated`
 fits on one seeded half of the architectures and reports Kendall tau on the other half (and the reverse),
 so no selection bias enters the reported numbers.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -76,18 +78,24 @@ def _combine(method: str, ranks: pd.DataFrame, weights: np.ndarray) -> pd.Series
 
 def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank", *, max_members: int = 5,
                  candidates: Sequence[str] | None = None, orientation: Mapping[str, bool] | None = None,
-                 min_gain: float = 1e-3) -> Ensemble:
+                 min_gain: float = 1e-3, exhaustive: int = 1) -> Ensemble:
     """Greedy forward selection of up to ``max_members`` proxies maximising Kendall tau with ``target``.
 
     ``scores``: index = arch, one column per proxy output; ``target``: accuracy per arch (same index).
     Each step adds the candidate that raises tau most (``nnls`` refits all weights), and stops when no
-    candidate adds at least ``min_gain``. Members whose ``nnls`` weight a later refit sets to 0 are dropped
-    (the prediction is unchanged). Only rows with a finite target and every candidate scored are used.
+    candidate adds at least ``min_gain``. With ``exhaustive`` = k > 1 the start is the best of every
+    subset of 1..k candidates instead (a larger subset replaces a smaller one only when it gains at least
+    ``min_gain``; C(n, k) fits), then greedy steps follow: members that help only together (e.g. three
+    proxies whose equal-weight log-rank mean beats each pair) are found. Members whose ``nnls`` weight a
+    later refit sets to 0 are dropped (the prediction is unchanged). Only rows with a finite target and
+    every candidate scored are used.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
         raise ValueError(f"max_members must be a positive int, got {max_members!r}")
+    if isinstance(exhaustive, bool) or not isinstance(exhaustive, int) or not 1 <= exhaustive <= max_members:
+        raise ValueError(f"exhaustive must be an int from 1 to max_members ({max_members}), got {exhaustive!r}")
     pool = list(scores.columns if candidates is None else candidates)
     absent = [c for c in pool if c not in scores.columns]
     if absent or not pool:
@@ -100,6 +108,15 @@ def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank
     chosen: list[str] = []
     weights = np.zeros(0)
     best_tau = -np.inf
+    for size in range(1, exhaustive + 1) if exhaustive > 1 else ():
+        trial = None
+        for members in map(list, itertools.combinations(pool, size)):
+            w = _weights(method, ranks[members], target_rank)
+            tau = _tau(_combine(method, ranks[members], w), y)
+            if np.isfinite(tau) and (trial is None or tau > trial[0]):
+                trial = (tau, members, w)
+        if trial is not None and trial[0] >= best_tau + min_gain:
+            best_tau, chosen, weights = trial[0], trial[1], trial[2]
     while len(chosen) < max_members:
         trial = None
         for column in pool:
@@ -159,15 +176,17 @@ def _tau(prediction: pd.Series, truth: pd.Series) -> float:
 def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "cifar10", metric: str = "pgd_8",
                     seed: int = 0, *, methods: Sequence[str] = METHODS, max_members: int = 5,
                     candidates: Sequence[str] | None = None, orientation: Mapping[str, bool] | None = None,
-                    representatives_only: bool = True) -> pd.DataFrame:
+                    representatives_only: bool = True, exhaustive: int | Sequence[int] = 1) -> pd.DataFrame:
     """Two-fold held-out evaluation of ensembles against truth[(dataset, metric)].
 
     The architectures with every candidate scored and a finite target (isomorphism representatives by
     default) are split in two halves with ``seed``; each ensemble, and the best single proxy, is chosen on
     one half and its Kendall tau is reported on the other, so all of them are judged on the same archs.
-    Returns one row per (fold, method) with columns fold, method, members, weights, n_fit, n_test,
+    ``exhaustive``: :func:`fit_ensemble`'s option, one value or several (one row each). Returns one row per
+    (fold, method, exhaustive) with columns fold, method, exhaustive, members, weights, n_fit, n_test,
     fit_kendall, test_kendall, best_single, best_single_test_kendall.
     """
+    searches = [exhaustive] if isinstance(exhaustive, int) else list(exhaustive)
     if (dataset, metric) not in truth.columns:
         raise ValueError(f"truth has no column ({dataset!r}, {metric!r}); available: {list(truth.columns)}")
     target = truth[(dataset, metric)].astype(np.float64)
@@ -186,11 +205,11 @@ def cross_validated(scores: pd.DataFrame, truth: pd.DataFrame, dataset: str = "c
     for fold, (fit, test) in enumerate((halves, halves[::-1])):
         single = _best_single(scores.loc[fit, pool], target, orient)
         single_tau = _tau(oriented_ranks(scores.loc[test, [single]], orient)[single], target)
-        for method in methods:
+        for method, search in itertools.product(methods, searches):
             model = fit_ensemble(scores.loc[fit], target, method, max_members=max_members, candidates=pool,
-                                 orientation=orient)
+                                 orientation=orient, exhaustive=search)
             rows.append({
-                "fold": fold, "method": method, "members": ",".join(model.members),
+                "fold": fold, "method": method, "exhaustive": search, "members": ",".join(model.members),
                 "weights": ",".join(f"{w:.4g}" for w in model.weights), "n_fit": int(fit.size),
                 "n_test": int(test.size), "fit_kendall": _tau(model.predict(scores.loc[fit]), target),
                 "test_kendall": _tau(model.predict(scores.loc[test]), target),

@@ -104,6 +104,8 @@ def write_correlations(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.
 
 ENSEMBLE_COVERAGE = 0.9
 """An output joins the ensemble candidates when scored on at least this share of the best-covered output's archs."""
+ENSEMBLE_SEARCHES = (1, 3)
+"""``exhaustive`` values of the ensemble pages: plain greedy selection, and the best subset of up to three first."""
 
 
 def write_ensembles(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.PathLike, *, stem: str, dataset: str,
@@ -122,14 +124,17 @@ def write_ensembles(scores: pd.DataFrame, truth: pd.DataFrame, out: str | os.Pat
     candidates = [c for c in scores.columns if counts[c] >= ENSEMBLE_COVERAGE * counts.max()]
     sparse = [f"{c} ({counts[c]:,} of {counts.max():,})" for c in scores.columns if c not in candidates]
     folds = cross_validated(scores, truth, dataset, metric, seed, orientation=orientation, candidates=candidates,
-                            representatives_only=representatives_only)
+                            representatives_only=representatives_only, exhaustive=ENSEMBLE_SEARCHES)
     path = Path(out) / f"{stem}_ensemble_{dataset}_{metric}"
     folds.to_csv(path.with_suffix(".csv"), index=False, float_format="%.6f")
     text = markdown(folds, floatfmt=".3f")
     left_out = (f" Left out as scored on too few architectures so far: {', '.join(sparse)}." if sparse else "")
     path.with_suffix(".md").write_text(
         f"Ensembles for {dataset} {metric}: members and weights chosen on one half of the "
-        f"architectures (seed {seed}), Kendall tau reported on the other half.{left_out}\n\n{text}\n")
+        f"architectures (seed {seed}), Kendall tau reported on the other half. `exhaustive` 1 = greedy forward "
+        f"selection; {ENSEMBLE_SEARCHES[-1]} = the best of every subset of up to {ENSEMBLE_SEARCHES[-1]} "
+        f"members first, then greedy steps. `logrank` rows are label-free predictors once their members are "
+        f"chosen (equal weights).{left_out}\n\n{text}\n")
     return text, [path.with_suffix(".csv"), path.with_suffix(".md")]
 
 
