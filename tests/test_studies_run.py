@@ -25,3 +25,24 @@ def test_size_blind_runs_and_keeps_meco_above_size(data_dir, benchmark_script):
     table = size_blind.run(5).set_index("proxy")
     assert 0.45 < table.loc["meco", "partial_pgd_8"] < 0.7  # committed: 0.567 with 1,000 resamples
     assert np.isnan(table.loc["params", "partial_pgd_8"])  # params given params is undefined
+
+
+def test_ntk_noise_effect_by_hand(benchmark_script):
+    """studies/ntk_stability.py --noise-effect: no measured change leaves every draw at the stored tau; a score
+    equal to the target has tau 1, and noise of a given size can only lower it."""
+    import pandas as pd
+
+    stability = benchmark_script("ntk_stability")
+    rng = np.random.default_rng(0)
+    target = pd.Series(rng.random(200), index=range(200))
+    scores = pd.DataFrame({"ntk_clean": target + rng.normal(scale=0.3, size=200), "ntk_robust": target,
+                           "ntk_joint_robust": target.rank()})
+    still = pd.DataFrame({f"{o}_{d}": [1.0, 2.0] for o in ("ntk_robust", "ntk_joint_robust")
+                          for d in ("float32", "float64")})
+    draws = stability.noise_effect(still, scores, target, draws=5, seed=0)
+    assert len(draws) == 6 and (draws["ntk_robust"] == 1.0).all() and (draws["ntk_joint_robust"] == 1.0).all()
+    assert np.allclose(draws["ntk_robust_minus_clean"], 1.0 - draws["ntk_clean"])
+    noisy = still.assign(ntk_robust_float64=[1.5, 3.0])  # 50 % changes
+    draws = stability.noise_effect(noisy, scores, target, draws=5, seed=0)
+    assert draws["ntk_robust"].iloc[0] == 1.0 and (draws["ntk_robust"].iloc[1:] < 1.0).all()
+    assert (draws["ntk_joint_robust"] == 1.0).all()  # its measured change is 0
