@@ -93,3 +93,16 @@ def test_readme_attack_precision_figures_are_the_committed_stability_measurement
     assert f"`ntk_joint_robust` by up to {100 * rows['rel_ntk_joint_robust_float32_vs_stored'].max():.0f} %" in README
     assert rows[["flips_layout_float64", "flips_threads_float64"]].to_numpy().max() == 0
     assert f"on any of {len(rows)} architectures" in README
+
+
+def test_findings_noise_paragraph_is_the_committed_noise_effect():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    draws = pd.read_csv(ROOT / "results/stability/ntk_noise_effect.csv")
+    stored, noisy = draws.iloc[0], draws.iloc[1:]["ntk_joint_robust_minus_clean"]
+    diff = stored["ntk_joint_robust_minus_clean"]
+    assert f"difference of +{diff:.4f} by a median {(noisy - diff).abs().median():.4f}" in findings
+    assert f"within [+{noisy.quantile(0.025):.4f}, +{noisy.quantile(0.975):.4f}]" in findings
+    assert (noisy > 0).all()  # "never its sign"
+    assert (noisy - diff).abs().max() < diff / 2.5  # "at most about a third"
