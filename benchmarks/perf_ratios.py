@@ -249,11 +249,13 @@ def _bracketed(model, x, y, fn: Callable[[], object]) -> tuple[float, float, obj
     return seconds, (before + after) / 2, result
 
 
-def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, env: dict | None = None) -> dict:
+def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, release: bool = True) -> dict:
     """Peak RSS (MB) of a fresh one-thread process scoring ``arch`` with ``proxies`` in one call, its RSS
-    before scoring, and the peak reached before each proxy started (``stages``)."""
+    before scoring, and the peak reached before each proxy started (``stages``). ``release=False`` keeps
+    glibc's default (dynamic) mmap threshold, i.e. turns zcproxy._malloc.release_large_frees off."""
     code = (
         "import json, torch; torch.set_num_threads(1)\n"
+        + ("" if release else "import zcproxy._malloc as zm; zm._state['applied'] = False\n") +
         "from zcproxy import scoring; from zcproxy.data import proxy_batch\n"
         "import zcproxy.proxies._registry as reg\n"
         "def peak():  # VmHWM: this process image's own high-water mark (ru_maxrss would carry the parent's)\n"
@@ -269,15 +271,16 @@ def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, env: 
         "before = peak()\n"
         f"scoring.score(model, {proxies!r}, batch=b, seed={seed})\n"
         "print(json.dumps({'before_mb': before, 'peak_mb': peak(), 'stages': stages}))\n")
-    child_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    child_env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    child_env["OMP_NUM_THREADS"] = "1"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _rss_rows(arch: int, batch: int, seed: int) -> list[dict]:
     rows = []
-    for label, env in (("default", None), ("mmap_threshold_128k", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
-        rss = peak_rss_mb(arch, PROXIES, batch, seed, env)
+    for label, release in (("glibc_dynamic_threshold", False), ("zcproxy", True)):
+        rss = peak_rss_mb(arch, PROXIES, batch, seed, release)
         rows.append({"arch": arch, "item": label, "kind": "peak_rss_mb", "seconds": float("nan"),
                      "fwd_bwd_seconds": float("nan"), "ratio": float("nan"), "load1": os.getloadavg()[0],
                      "peak_mb": rss["peak_mb"], "before_mb": rss["before_mb"], "threads": 1,
@@ -387,8 +390,9 @@ def report(frame: pd.DataFrame) -> list[str]:
               f"{RSS_TARGET_MB:.0f} MB.", "",
               tabulate(summary, headers="keys", tablefmt="github", floatfmt=".2f", showindex=False), ""]
     for _, r in frame[frame["kind"] == "peak_rss_mb"].iterrows():
-        allocator = ("glibc's default malloc" if r["item"] == "default" else
-                     "MALLOC_MMAP_THRESHOLD_=131072, so freed large blocks go back to the system")
+        allocator = ("glibc's dynamic mmap threshold (zcproxy's mallopt switched off)" if r["item"] != "zcproxy" else
+                     "as zcproxy runs by default (mallopt(M_MMAP_THRESHOLD, 131072): freed large blocks go back "
+                     "to the system)")
         lines += [f"Peak RSS of a fresh process scoring arch {int(r['arch'])} with all 23 proxies, {allocator}: "
                   f"**{r['peak_mb']:.0f} MB** ({r['before_mb']:.0f} MB before scoring; target <= {RSS_TARGET_MB:.0f} "
                   f"MB: **{'met' if r['peak_mb'] <= RSS_TARGET_MB else 'not met'}**). Peak before each proxy "

@@ -49,6 +49,11 @@ def claims() -> dict[str, str]:
     out[f"archs {archs}"] = "perf_ratios archs"
     everything = _item(frame, "all", "all")
     out[f"every proxy in one call costs {_range(everything)} a forward+backward"] = "perf_ratios all"
+    rss = frame[frame["kind"] == "peak_rss_mb"].set_index("item")
+    arch = int(rss.loc["zcproxy", "arch"])
+    out[f"scoring every proxy on arch {arch} peaks at {rss.loc['zcproxy', 'peak_mb']:.0f} MB resident "
+        f"({rss.loc['glibc_dynamic_threshold', 'peak_mb']:.0f} MB with glibc's dynamic mmap threshold"] = \
+        "perf_ratios peak_rss_mb"
 
     rows = pd.read_csv(PERF / "ntk_batch_rows.csv")
     rows = rows[rows["n"] == 64].set_index(["arch", "method"])["seconds"]
@@ -58,6 +63,10 @@ def claims() -> dict[str, str]:
               if m == "batch rows/pass=1, NCHW"]
     out[f"one row per pass is {_range(per_pass)} faster on CPU than vectorising 8 or all 64 rows"] = "ntk_batch_rows"
     out[f"the channels-last layout used on CPU {_range(layout)} faster than NCHW"] = "ntk_batch_rows"
+
+    croze = pd.read_csv(PERF / "croze_precision.csv").dropna(subset=["float64_seconds"])
+    out[f"its convolutions now run in float32, {(croze['float64_seconds'] / croze['seconds']).median():.1f}× "
+        "faster"] = "croze_precision"
 
     precision = pd.read_csv(PERF / "ntk_precision.csv")
     out[f"within {100 * precision['kernel_err_frobenius_rel'].max():.1f} % (Frobenius)"] = "ntk_precision"
