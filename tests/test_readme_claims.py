@@ -106,3 +106,36 @@ def test_findings_noise_paragraph_is_the_committed_noise_effect():
     assert f"within [+{noisy.quantile(0.025):.4f}, +{noisy.quantile(0.975):.4f}]" in findings
     assert (noisy > 0).all()  # "never its sign"
     assert (noisy - diff).abs().max() < diff / 2.5  # "at most about a third"
+
+
+def test_findings_ensemble_figures_are_the_committed_ensemble_page():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    folds = pd.read_csv(ROOT / "results/correlation/ensemble/correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
+    best = folds[(folds["method"] == "logrank") & (folds["exhaustive"] == 3)].sort_values("fold")
+    assert set(best["members"]) == {"croze,jacov,meco"}
+    assert "CRoZe + jacob_cov + MeCo on both halves" in findings
+    assert f"held-out τ {best['test_kendall'].iloc[0]:.3f} / {best['test_kendall'].iloc[1]:.3f}" in findings
+    greedy = folds[(folds["method"] == "logrank") & (folds["exhaustive"] == 1)]
+    assert set(greedy["members"]) == {"meco"}  # "greedy log-rank selection keeps MeCo alone"
+
+
+def test_findings_pairs_with_meco_rank_worse_than_meco(data_dir):
+    import numpy as np
+    import scipy.stats
+
+    from zcproxy.store import load, pivot
+    from zcproxy.truth import load_nasrobbench201
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    scores = pivot(load(ROOT / "results/correlation/stores/study_cifar10.sqlite"))
+    logs = np.log(scores.rank(pct=True))
+    target = load_nasrobbench201(data_dir)[("cifar10", "pgd_8")].reindex(scores.index)
+
+    def tau(*members: str) -> float:
+        return scipy.stats.kendalltau(logs[list(members)].mean(axis=1), target).statistic
+
+    expected = (f"(τ {tau('croze', 'meco'):.3f} and {tau('jacov', 'meco'):.3f} against {tau('meco'):.3f} on the "
+                "whole sample)")
+    assert expected in findings
