@@ -239,3 +239,50 @@ def test_attack_dtype_float32_is_the_old_behaviour_and_float64_the_default():
     assert new.value == pytest.approx(zcproxy.ntk.spectrum(zcproxy.ntk.gram(j)).lambda_min, rel=1e-12)
     assert ntk_scores(model, x, y)["ntk_robust"] == new.value
     assert ntk_scores(model, x, y, attack_dtype="float32")["ntk_robust"] == old
+
+
+def _tracked_jacobians(monkeypatch) -> tuple[list, list]:
+    """Wrap the engine's jacobian(): every call's result (weakly) and how many earlier ones were alive then."""
+    import gc
+    import weakref
+
+    from zcproxy.proxies import ntk as ntk_proxies
+
+    made, alive_at_call = [], []
+    real = ntk_proxies._ntk.jacobian
+
+    def tracked(*args, **kwargs):
+        gc.collect()
+        alive_at_call.append(sum(ref() is not None for ref in made))
+        j = real(*args, **kwargs)
+        made.append(weakref.ref(j.rows))
+        return j
+
+    monkeypatch.setattr(ntk_proxies._ntk, "jacobian", tracked)
+    return made, alive_at_call
+
+
+def test_one_jacobian_alive_at_a_time_with_the_default_beta(monkeypatch):
+    """Memory (issue 20): at beta = 1 each kernel's Jacobian is dropped once its spectrum is known; values equal
+    the three-Jacobian computation of ntk_scores()."""
+    model, (x, y) = tiny_nb201(), batch()
+    made, alive = _tracked_jacobians(monkeypatch)
+    got = values(score(model, NAMES, batch=(x, y)))
+    assert len(made) == 3 and alive == [0, 0, 0]
+    monkeypatch.undo()
+    expected = ntk_scores(model, x, y, betas=(1.0,))
+    assert got["ntk_clean"] == expected["ntk_clean"] and got["ntk_robust"] == expected["ntk_robust"]
+    assert got["ntk_joint_robust"] == pytest.approx(expected["ntk_joint_robust@1"], rel=1e-12)
+
+
+def test_a_mixed_beta_keeps_the_jacobians_it_mixes(monkeypatch):
+    model, (x, y) = tiny_nb201(), batch()
+    made, alive = _tracked_jacobians(monkeypatch)
+    got = values(score(model, NAMES, batch=(x, y), beta=0.5))
+    assert len(made) == 3 and alive == [0, 1, 2]
+    monkeypatch.undo()
+    expected = ntk_scores(model, x, y, betas=(0.5,))
+    for name in ("ntk_clean", "ntk_robust"):
+        assert got[name] == expected[name]
+    for name in ("ntk_joint_clean", "ntk_joint_robust"):
+        assert got[name] == pytest.approx(expected[f"{name}@0.5"], rel=1e-6)  # float32 mix vs block formula

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Hashable, Mapping, TypeVar
 
 import torch
@@ -118,11 +119,13 @@ class ProxyContext:
         self._cache = cache
         self.spec: ProxySpec | None = None
         self.options: dict[str, Any] = {}
+        self.call_options: Mapping[str, Any] = MappingProxyType({})
         self.flags: set[str] = set()
 
     def _begin(self, spec: ProxySpec, options: Mapping[str, Any]) -> None:
         self.spec = spec
         self.options = {k: options.get(k, v) for k, v in spec.defaults.items()}
+        self.call_options = MappingProxyType(dict(options))  # every option of the score() call, as given
         self.flags = set()
 
     def model_copy(self, bn: str | None = None, dtype: torch.dtype | None = None) -> nn.Module:
@@ -138,11 +141,15 @@ class ProxyContext:
             p.grad = None
         return m
 
-    def shared(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """Memoise ``compute()`` under ``key`` for the duration of one score() call."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+    def shared(self, key: Hashable, compute: Callable[[], T], *, keep: bool = True) -> T:
+        """Memoise ``compute()`` under ``key`` for the duration of one score() call. ``keep=False`` returns
+        the memoised value when there is one but does not store a new one (large intermediates used once)."""
+        if key in self._cache:
+            return self._cache[key]
+        value = compute()
+        if keep:
+            self._cache[key] = value
+        return value
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from (seed, offset); proxies never touch the global RNG."""

@@ -32,7 +32,9 @@ option were computed that way and are migrated to say so, :mod:`zcproxy.store`).
 
 Higher lambda_min predicts higher accuracy. beta defaults to 1.0 (the benchmark's pure adversarial
 training), where ``ntk_joint_clean`` equals ``ntk_robust``. Within one ``score()`` call X, A(X), A(A(X))
-and each Jacobian are computed once and shared by all five proxies. A singular kernel (constant-output
+and each Jacobian are computed once and shared by all five proxies; unless the call's beta is strictly
+between 0 and 1 (the only case that mixes two Jacobians), a Jacobian is dropped once its kernel's spectrum is
+known, so one Jacobian is alive at a time. A singular kernel (constant-output
 networks) gives lambda_min = 0, cond = inf and the "degenerate" flag.
 """
 from __future__ import annotations
@@ -231,8 +233,9 @@ def _adversarial(ctx: ProxyContext, level: int) -> torch.Tensor:
     return ctx.shared(("ntk.adversarial", level, _attack_key(options), dtype), compute)
 
 
-def _jacobian(ctx: ProxyContext, level: int) -> _ntk.Jacobian:
-    """J(A^level(X)), computed once per score() call for given settings."""
+def _jacobian(ctx: ProxyContext, level: int, keep: bool = True) -> _ntk.Jacobian:
+    """J(A^level(X)), computed once per score() call for given settings; ``keep=False`` does not hold it
+    for later proxies (a kernel's spectrum is cached instead)."""
     options = ctx.options
     dtype = ctx.spec.dtype if ctx.spec else torch.float32
     attack_key = _attack_key(options) if level > 0 else None
@@ -244,7 +247,7 @@ def _jacobian(ctx: ProxyContext, level: int) -> _ntk.Jacobian:
         return _ntk.jacobian(ctx.model, inputs, output=options["ntk_output"], bn=options["ntk_bn"],
                              params=options["ntk_params"], chunk_size=chunk, dtype=dtype, device=ctx.device)
 
-    return ctx.shared(("ntk.jacobian", level, _jacobian_key(options), attack_key, dtype), compute)
+    return ctx.shared(("ntk.jacobian", level, _jacobian_key(options), attack_key, dtype), compute, keep=keep)
 
 
 def _spectrum(ctx: ProxyContext, kernel: tuple) -> _ntk.Spectrum:
@@ -263,7 +266,11 @@ def _spectrum(ctx: ProxyContext, kernel: tuple) -> _ntk.Spectrum:
         if kind == "joint":
             first, second = (_jacobian(ctx, level) for level in levels)
             return _ntk.spectrum(_ntk.gram(_ntk.mix(first, second, kernel[2])))
-        return _ntk.spectrum(_ntk.gram(_jacobian(ctx, levels[0])))
+        # Only a joint kernel with 0 < beta < 1 mixes two Jacobians; when the call asks for none, a single
+        # kernel's Jacobian is dropped once its spectrum is known, so one Jacobian is alive at a time (a few
+        # hundred MB each on full-size NB201).
+        mixed = float(ctx.call_options.get("beta", 1.0)) not in (0.0, 1.0)
+        return _ntk.spectrum(_ntk.gram(_jacobian(ctx, levels[0], keep=mixed)))
 
     return ctx.shared(("ntk.spectrum", kernel, _jacobian_key(options), attack_key, dtype), compute)
 
