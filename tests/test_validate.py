@@ -369,7 +369,7 @@ def test_cli_correlate_writes_tables_and_plots(tmp_path, data_dir, capsys):
                  "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.md"):
         assert (out / name).stat().st_size > 0
     folds = pd.read_csv(out / "correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
-    assert len(folds) == 4 and (folds["n_fit"] + folds["n_test"] == 60).all()
+    assert len(folds) == 2 * 2 * 2 and (folds["n_fit"] + folds["n_test"] == 60).all()  # fold x method x search
 
 
 @pytest.mark.parametrize("argv, message", [
