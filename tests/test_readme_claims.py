@@ -139,3 +139,30 @@ def test_findings_pairs_with_meco_rank_worse_than_meco(data_dir):
     expected = (f"(τ {tau('croze', 'meco'):.3f} and {tau('jacov', 'meco'):.3f} against {tau('meco'):.3f} on the "
                 "whole sample)")
     assert expected in findings
+
+
+def test_findings_ntk_variant_figures_are_the_committed_variant_study():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    rows = pd.read_csv(ROOT / "results/correlation/ntk_variants.csv")
+
+    def ci(section: str, variant: str, score: str, column: str = "delta") -> str:
+        r = rows[(rows["section"] == section) & (rows["variant"] == variant) & (rows["score"] == score)
+                 & (rows["against"] == "pgd_8")].iloc[0]
+        fmt = lambda v: f"{v:+.3f}".replace("-", "−")  # noqa: E731
+        return f"{fmt(r[column])} [{fmt(r[column + '_lo'])}, {fmt(r[column + '_hi'])}]"
+
+    assert ci("accuracy", "float64_attack", "ntk_robust") in findings
+    for variant in ("eps16", "attack_bn_eval", "seed1", "seed2", "trace_normalised"):
+        assert ci("robust_minus_clean", variant, "ntk_robust") in findings, variant
+    assert ci("accuracy", "trace_normalised", "ntk_clean") in findings
+    gains = rows[(rows["section"] == "robust_minus_clean") & (rows["against"] == "pgd_8")]
+    assert (gains["delta_lo"] <= 0).all()  # "no variant ... with a CI above 0"
+    seeds = rows[rows["section"] == "seed_to_seed"].set_index("score")["kendall"]
+    lam = seeds.drop("ntk_cond")
+    assert f"seed-to-seed Kendall τ of the scores is {lam.min():.2f}–{lam.max():.2f}" in findings
+    assert f"(`ntk_cond` {seeds['ntk_cond'].min():.2f}–{seeds['ntk_cond'].max():.2f})" in findings
+    moved = rows[(rows["section"] == "accuracy") & rows["variant"].isin(["seed1", "seed2"])
+                 & (rows["against"] == "pgd_8")]["delta"]
+    assert f"moves by up to +{moved.max():.3f} between seeds" in findings
