@@ -166,3 +166,24 @@ def test_findings_ntk_variant_figures_are_the_committed_variant_study():
     moved = rows[(rows["section"] == "accuracy") & rows["variant"].isin(["seed1", "seed2"])
                  & (rows["against"] == "pgd_8")]["delta"]
     assert f"moves by up to +{moved.max():.3f} between seeds" in findings
+
+
+def test_findings_new_proxy_figures_are_the_committed_all_representatives_export():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    folder = ROOT / "results/correlation/all_representatives"
+    table = pd.read_csv(folder / "correlation_nasrobbench201_cifar10.csv")
+    table = table[table["metric"] == "pgd_8"].set_index("proxy")
+    r = table.loc["swap_reg"]
+    assert f"regularised SWAP τ {r['kendall']:.3f} [{r['kendall_lo']:.3f}, {r['kendall_hi']:.3f}] ({int(r['n'])} archs" in findings
+    assert f"plain SWAP {table.loc['swap', 'kendall']:.3f} and GradSign {table.loc['gradsign', 'kendall']:.3f}" in findings
+    assert f"CRoZe {table.loc['croze', 'kendall']:.3f} on {int(table.loc['croze', 'n']):,}" in findings
+    assert f"`graph_convs` (convolutions on an input-output path) {table.loc['graph_convs', 'kendall']:.3f}" in findings
+    folds = pd.read_csv(folder / "ensemble/correlation_nasrobbench201_cifar10_ensemble_cifar10_pgd_8.csv")
+    best = folds[(folds["method"] == "logrank") & (folds["exhaustive"] == 3)].sort_values("fold")
+    assert set(best["members"]) == {"flops,jacov,meco"}
+    assert (f"FLOPs + jacob_cov + MeCo reach {best['test_kendall'].iloc[0]:.3f} / {best['test_kendall'].iloc[1]:.3f} "
+            f"against MeCo's {best['best_single_test_kendall'].iloc[0]:.3f} / "
+            f"{best['best_single_test_kendall'].iloc[1]:.3f}") in findings
+    assert (best["test_kendall"] < 0.80).all()  # "the zero-shot target ... is not met"
