@@ -187,3 +187,17 @@ def test_findings_new_proxy_figures_are_the_committed_all_representatives_export
             f"against MeCo's {best['best_single_test_kendall'].iloc[0]:.3f} / "
             f"{best['best_single_test_kendall'].iloc[1]:.3f}") in findings
     assert (best["test_kendall"] < 0.80).all()  # "the zero-shot target ... is not met"
+
+
+def test_findings_size_blind_counts_are_the_committed_table():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    table = pd.read_csv(ROOT / "results/correlation/size_blind.csv").set_index("proxy")
+    defined = table["partial_pgd_8"].notna()
+    above = int((table.loc[defined, "partial_pgd_8_lo"] > 0).sum())
+    assert f"and {above} of {len(table)} outputs stay above 0" in findings  # as size_blind.md counts
+    r = table.loc["swap_reg"]
+    assert f"regularised SWAP {r['partial_pgd_8']:.3f} [{r['partial_pgd_8_lo']:.3f}, {r['partial_pgd_8_hi']:.3f}]" in findings
+    g = table.loc["gradsign"]
+    assert g["partial_pgd_8_lo"] < 0 < g["partial_pgd_8_hi"]  # "size alone"
