@@ -105,32 +105,28 @@ def fit_ensemble(scores: pd.DataFrame, target: pd.Series, method: str = "logrank
     ranks = oriented_ranks(scores.loc[rows, pool], orient)
     target_rank = y.rank(method="average") / y.size
 
+    def best_of(groups) -> tuple[float, list[str], np.ndarray] | None:
+        """(tau, members, weights) of the member list with the highest finite tau, the first on ties."""
+        best = None
+        for members in groups:
+            w = _weights(method, ranks[members], target_rank)
+            tau = _tau(_combine(method, ranks[members], w), y)
+            if np.isfinite(tau) and (best is None or tau > best[0]):
+                best = (tau, members, w)
+        return best
+
     chosen: list[str] = []
     weights = np.zeros(0)
     best_tau = -np.inf
-    for size in range(1, exhaustive + 1) if exhaustive > 1 else ():
-        trial = None
-        for members in map(list, itertools.combinations(pool, size)):
-            w = _weights(method, ranks[members], target_rank)
-            tau = _tau(_combine(method, ranks[members], w), y)
-            if np.isfinite(tau) and (trial is None or tau > trial[0]):
-                trial = (tau, members, w)
+    for size in range(1, exhaustive + 1):  # size 1 is greedy's first step, so exhaustive=1 is plain greedy
+        trial = best_of(map(list, itertools.combinations(pool, size)))
         if trial is not None and trial[0] >= best_tau + min_gain:
-            best_tau, chosen, weights = trial[0], trial[1], trial[2]
+            best_tau, chosen, weights = trial
     while len(chosen) < max_members:
-        trial = None
-        for column in pool:
-            if column in chosen:
-                continue
-            members = chosen + [column]
-            w = _weights(method, ranks[members], target_rank)
-            tau = _tau(_combine(method, ranks[members], w), y)
-            if np.isfinite(tau) and (trial is None or tau > trial[0]):
-                trial = (tau, column, w)
+        trial = best_of(chosen + [column] for column in pool if column not in chosen)
         if trial is None or trial[0] < best_tau + min_gain:
             break
-        best_tau, column, weights = trial
-        chosen.append(column)
+        best_tau, chosen, weights = trial
     if not chosen:
         raise ValueError("no candidate proxy ranks the fit architectures in the target's direction "
                          "(every candidate gives an undefined or constant ensemble)")
