@@ -284,7 +284,8 @@ def _rss_rows(arch: int, batch: int, seed: int) -> list[dict]:
         rows.append({"arch": arch, "item": label, "kind": "peak_rss_mb", "seconds": float("nan"),
                      "fwd_bwd_seconds": float("nan"), "ratio": float("nan"), "load1": os.getloadavg()[0],
                      "peak_mb": rss["peak_mb"], "before_mb": rss["before_mb"], "threads": 1,
-                     "stages": json.dumps({k: round(v) for k, v in rss["stages"].items()})})
+                     "stages": json.dumps({k: round(v) for k, v in rss["stages"].items()}),
+                     "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
         print("peak RSS", label, rss, flush=True)
     return rows
 
@@ -322,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def record(arch, item, kind, seconds, fb, **extra):
         rows.append({"arch": arch, "item": item, "kind": kind, "seconds": seconds, "fwd_bwd_seconds": fb,
-                     "ratio": seconds / fb, "load1": os.getloadavg()[0], **extra})
+                     "ratio": seconds / fb, "load1": os.getloadavg()[0],
+                     "measured_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), **extra})
         print(f"arch {arch:5d} {kind:9s} {item:28s} {seconds:8.3f} s  {seconds / fb:7.2f}x fb  "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -367,6 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _measured_when(frame: pd.DataFrame) -> list[str]:
+    """When the timing rows and the peak-RSS rows were measured (they can be re-measured apart)."""
+    if "measured_utc" not in frame:
+        return []
+    rss = frame["kind"] == "peak_rss_mb"
+    spans = [(what, frame.loc[mask, "measured_utc"].dropna()) for what, mask in (("timings", ~rss), ("peak RSS", rss))]
+    parts = [f"{what} {v.min()}" + (f" to {v.max()}" if v.max() != v.min() else "") + " UTC"
+             for what, v in spans if len(v)]
+    return [f"Measured: {'; '.join(parts)}.", ""] if parts else []
+
+
 def report(frame: pd.DataFrame) -> list[str]:
     """The markdown page for a measurement table (also rebuilt from the csv by ``--report-only``)."""
     command = frame["command"].iloc[0] if "command" in frame else \
@@ -375,6 +388,7 @@ def report(frame: pd.DataFrame) -> list[str]:
     batch, seed = int(frame["batch"].iloc[0]), int(frame["seed"].iloc[0])
     lines = ["# zcproxy speed as ratios to one forward+backward", "",
              provenance(command, 1).replace(" when written.", " when this page was written."), "",
+             *_measured_when(frame),
              f"NB201 C=16 N=5, CIFAR-10 proxy batch of {batch}, seed {seed}, one process, one torch thread, torch "
              f"{frame['torch'].iloc[0]}. Each item is bracketed by a train-mode float32 forward+backward of the same "
              "network and batch (`ratio` = item seconds / mean of the two brackets). 1-min load average during "
@@ -396,7 +410,9 @@ def report(frame: pd.DataFrame) -> list[str]:
         lines += [f"Peak RSS of a fresh process scoring arch {int(r['arch'])} with all 23 proxies, {allocator}: "
                   f"**{r['peak_mb']:.0f} MB** ({r['before_mb']:.0f} MB before scoring; target <= {RSS_TARGET_MB:.0f} "
                   f"MB: **{'met' if r['peak_mb'] <= RSS_TARGET_MB else 'not met'}**). Peak before each proxy "
-                  f"started (MB): {r.get('stages', '')}.", ""]
+                  f"started (MB): {r.get('stages', '')}."
+                  + (f" Measured {r['measured_utc']} UTC (`--rss-only` re-measures these rows alone)."
+                     if isinstance(r.get("measured_utc"), str) else ""), ""]
     lines += ["## Every measurement", "",
               tabulate(frame[[c for c in ("arch", "kind", "item", "seconds", "fwd_bwd_seconds", "ratio", "value",
                                           "cond", "load1") if c in frame]].dropna(subset=["ratio"]),

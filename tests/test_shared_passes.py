@@ -83,6 +83,23 @@ def test_passes_leave_no_hook_behind_and_free_the_graph_when_every_backward_ran(
     assert all(not m._forward_hooks for m in model.modules())
 
 
+def test_grasp_frees_the_graph_and_a_later_backward_rebuilds_the_same_forward():
+    model, batch = _net(), _batch()
+    (x, y) = batch
+    train = _passes.train_pass(_ctx(model, x, y))
+    train.ce()
+    train.grasp()
+    assert train._model is None and train._output is None  # freed by GraSP's second backward
+    grad, _ = train.input_gradient()  # needs a graph again: rebuilt (and freed, every backward has run)
+    assert torch.equal(grad, _passes.train_pass(_ctx(model, x, y)).input_gradient()[0])
+    assert train.fisher() == zcproxy.score(model, ["fisher"], batch=batch)["fisher"].value
+    orders = (["grad_norm", "grasp", "jacov", "fisher"], ["grasp", "fisher", "epe_nas", "snip"])
+    alone = {n: zcproxy.score(model, [n], batch=batch)[n].value for n in set(orders[0]) | set(orders[1])}
+    for names in orders:
+        together = _values(zcproxy.score(model, names, batch=batch))
+        assert together == {n: alone[n] for n in names}
+
+
 def test_one_train_pass_gradients_equal_separate_passes():
     model, (x, y) = _net(), _batch()
     train = _passes.train_pass(_ctx(model, x, y))
