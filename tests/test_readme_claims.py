@@ -201,3 +201,13 @@ def test_findings_size_blind_counts_are_the_committed_table():
     assert f"regularised SWAP {r['partial_pgd_8']:.3f} [{r['partial_pgd_8_lo']:.3f}, {r['partial_pgd_8_hi']:.3f}]" in findings
     g = table.loc["gradsign"]
     assert g["partial_pgd_8_lo"] < 0 < g["partial_pgd_8_hi"]  # "size alone"
+
+
+def test_findings_predictor_ceiling_is_the_committed_benchmark_agreement():
+    import pandas as pd
+
+    agreement = pd.read_csv(ROOT / "results" / "correlation" / "benchmark_agreement.csv")
+    row = agreement[(agreement["dataset"] == "cifar10") & (agreement["metric_a"] == "clean")
+                    & (agreement["metric_b"] == "pgd_8") & (agreement["source_b"] == "NAS-RobBench-201")].iloc[0]
+    findings = " ".join((ROOT / "results" / "correlation" / "README.md").read_text().split())
+    assert f"ranks their PGD-8/255 accuracy at τ {row['kendall']:.3f}" in findings
