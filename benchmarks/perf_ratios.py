@@ -249,13 +249,14 @@ def _bracketed(model, x, y, fn: Callable[[], object]) -> tuple[float, float, obj
     return seconds, (before + after) / 2, result
 
 
-def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, release: bool = True) -> dict:
+def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, release: bool = False) -> dict:
     """Peak RSS (MB) of a fresh one-thread process scoring ``arch`` with ``proxies`` in one call, its RSS
-    before scoring, and the peak reached before each proxy started (``stages``). ``release=False`` keeps
-    glibc's default (dynamic) mmap threshold, i.e. turns zcproxy._malloc.release_large_frees off."""
+    before scoring, and the peak reached before each proxy started (``stages``). ``release=True`` first
+    fixes glibc's mmap threshold at 128 KiB (zcproxy._malloc.release_large_frees, the CLI's --low-memory);
+    otherwise glibc's default (dynamic) threshold, as zcproxy runs."""
     code = (
         "import json, torch; torch.set_num_threads(1)\n"
-        + ("" if release else "import zcproxy._malloc as zm; zm._state['applied'] = False\n") +
+        + ("import zcproxy._malloc as zm; assert zm.release_large_frees()\n" if release else "") +
         "from zcproxy import scoring; from zcproxy.data import proxy_batch\n"
         "import zcproxy.proxies._registry as reg\n"
         "def peak():  # VmHWM: this process image's own high-water mark (ru_maxrss would carry the parent's)\n"
@@ -279,7 +280,7 @@ def peak_rss_mb(arch: int, proxies: list[str], batch_size: int, seed: int, relea
 
 def _rss_rows(arch: int, batch: int, seed: int) -> list[dict]:
     rows = []
-    for label, release in (("glibc_dynamic_threshold", False), ("zcproxy", True)):
+    for label, release in (("default", False), ("low_memory", True)):
         rss = peak_rss_mb(arch, PROXIES, batch, seed, release)
         rows.append({"arch": arch, "item": label, "kind": "peak_rss_mb", "seconds": float("nan"),
                      "fwd_bwd_seconds": float("nan"), "ratio": float("nan"), "load1": os.getloadavg()[0],
@@ -404,9 +405,9 @@ def report(frame: pd.DataFrame) -> list[str]:
               f"{RSS_TARGET_MB:.0f} MB.", "",
               tabulate(summary, headers="keys", tablefmt="github", floatfmt=".2f", showindex=False), ""]
     for _, r in frame[frame["kind"] == "peak_rss_mb"].iterrows():
-        allocator = ("glibc's dynamic mmap threshold (zcproxy's mallopt switched off)" if r["item"] != "zcproxy" else
-                     "as zcproxy runs by default (mallopt(M_MMAP_THRESHOLD, 131072): freed large blocks go back "
-                     "to the system)")
+        allocator = ("as zcproxy runs by default (glibc's dynamic mmap threshold)" if r["item"] == "default" else
+                     "with `--low-memory` (mallopt(M_MMAP_THRESHOLD, 131072): freed large blocks go back to the "
+                     "system at once, at a longer run time, [allocator.md](allocator.md))")
         lines += [f"Peak RSS of a fresh process scoring arch {int(r['arch'])} with all 23 proxies, {allocator}: "
                   f"**{r['peak_mb']:.0f} MB** ({r['before_mb']:.0f} MB before scoring; target <= {RSS_TARGET_MB:.0f} "
                   f"MB: **{'met' if r['peak_mb'] <= RSS_TARGET_MB else 'not met'}**). Peak before each proxy "

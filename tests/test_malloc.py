@@ -1,4 +1,5 @@
-"""zcproxy._malloc: glibc's mmap threshold is fixed once per process, by the CLI and by score()."""
+"""zcproxy._malloc: glibc's mmap threshold is fixed once per process, only when asked (CLI --low-memory);
+score() never touches the process's allocator."""
 from __future__ import annotations
 
 import platform
@@ -40,21 +41,18 @@ def test_skipped_without_glibc_or_when_the_user_set_the_variable(fresh, monkeypa
     assert _malloc.release_large_frees() is False
 
 
-def test_score_applies_it_for_several_or_heavy_proxies_only(monkeypatch):
+def test_score_never_changes_the_allocator(monkeypatch, fresh):
     calls = []
-    monkeypatch.setattr(scoring, "release_large_frees", lambda: calls.append(1) or True)
+    monkeypatch.setattr(_malloc, "_apply", lambda: calls.append(1) or True)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
     batch = (torch.rand(4, 3, 8, 8), torch.randint(0, 10, (4,)))
-    scoring.score(net, ["params"], batch=batch)
-    assert calls == []
-    scoring.score(net, ["params", "grad_norm"], batch=batch)
-    assert calls == [1]
-    scoring.score(net, ["ntk_clean"], batch=batch)
-    assert calls == [1, 1]
+    scoring.score(net, ["params", "grad_norm", "ntk_clean"], batch=batch)
+    assert calls == [] and _malloc._state == {}
 
 
-def test_the_cli_applies_it(monkeypatch, capsys):
+@pytest.mark.parametrize("flag", [False, True])
+def test_the_cli_applies_it_with_low_memory_only(monkeypatch, capsys, flag):
     calls = []
     monkeypatch.setattr("zcproxy.cli.release_large_frees", lambda: calls.append(1) or True)
-    assert cli_main(["arch", "13714"]) == 0
-    assert calls == [1]
+    assert cli_main(["--low-memory"] * flag + ["arch", "13714"]) == 0
+    assert calls == [1] * flag

@@ -1,12 +1,13 @@
-"""glibc malloc tuning: give freed large blocks back to the system at once.
+"""glibc malloc tuning, opt-in: give freed large blocks back to the system at once.
 
-glibc raises its mmap threshold each time a large mmap'd block is freed (up to 32 MiB on 64-bit), so
-after the first few passes a network's activations, gradients and Jacobians are carved from the heap,
-whose freed space stays resident and fragments. Scoring every proxy on NB201 arch 13714 peaked ~1 GB
-higher that way than with the threshold fixed at 128 KiB (results/perf/perf_ratios.md, "Peak RSS").
-``mallopt(M_MMAP_THRESHOLD, 131072)`` fixes it for the whole process, the same as the environment
-variable ``MALLOC_MMAP_THRESHOLD_=131072``; allocation then costs a page fault per fresh block (a
-forward+backward of arch 13714 measured ~4 % slower, within the noise of a shared machine).
+glibc raises its mmap threshold each time a large mmap'd block is freed (up to 32 MiB on 64-bit), so after
+the first few passes a network's activations, gradients and Jacobians are carved from the heap, whose freed
+space stays resident. ``mallopt(M_MMAP_THRESHOLD, 131072)`` (the same as the environment variable
+``MALLOC_MMAP_THRESHOLD_=131072``) fixes the threshold for the whole process: every block above 128 KiB is
+then a fresh mapping, returned on free. The peak memory of scoring many proxies drops, but each such
+allocation costs page faults and zeroing, which slows every pass, a plain forward+backward included
+(results/perf/allocator.md gives both). So zcproxy never sets it by itself (it would slow the user's whole
+process); the CLI's ``--low-memory`` calls :func:`release_large_frees`.
 """
 from __future__ import annotations
 

@@ -11,13 +11,9 @@ from torch import nn
 
 from . import proxies as _proxies
 from ._datasets import dataset_info
-from ._malloc import release_large_frees
 from .errors import ProxyError
 from .space import DEFAULT_SPACE, SearchSpace, get_space
 from .space import label as _key_label
-
-
-_MEMORY_HEAVY_COSTS = frozenset({"jacobian", "attack"})
 
 
 @dataclass(frozen=True)
@@ -149,15 +145,12 @@ def score(model_or_arch: nn.Module | int | str, proxies: str | Sequence[str] = "
     exception, a NaN value, or a model whose output on the batch is NaN or inf) gives results flagged
     ``failed`` with NaN values and the message in ``error``; the other proxies are still returned.
     ``strict=True`` raises :class:`ProxyError` on the first failure instead.
-    A call scoring several proxies, or one Jacobian or attack proxy, first fixes glibc's mmap threshold for
-    the process (once; :func:`zcproxy._malloc.release_large_frees`), which keeps the peak memory of scoring
-    every proxy near its live size.
+    The process's memory allocator is left as it is; ``MALLOC_MMAP_THRESHOLD_=131072`` in the environment
+    (or the CLI's ``--low-memory``) lowers the peak memory at a longer run time (results/perf/allocator.md).
     """
     device = torch.device(device)
     info = dataset_info(dataset)
     specs = resolve_proxies(proxies)
-    if len(specs) > 1 or any(s.cost in _MEMORY_HEAVY_COSTS for s in specs):
-        release_large_frees()
     _proxies.check_options(specs, options)
     sp = get_space(space)
     model, key = _arch_of(model_or_arch, sp)

@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zcproxy",
         description="Zero-cost proxies for any search space: score, rank, correlate, predict, verify and search.",
     )
+    parser.add_argument("--low-memory", action="store_true",
+                        help="fix glibc's mmap threshold at 128 KiB: freed large blocks go back to the system at once, "
+                             "for a lower peak memory at a longer run time (results/perf/allocator.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _available_commands():
@@ -40,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    release_large_frees()  # peak memory of scoring many proxies: see zcproxy/_malloc.py
+    if args.low_memory:
+        release_large_frees()  # memory against time: see zcproxy/_malloc.py
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
