@@ -46,3 +46,20 @@ def test_ntk_noise_effect_by_hand(benchmark_script):
     draws = stability.noise_effect(noisy, scores, target, draws=5, seed=0)
     assert draws["ntk_robust"].iloc[0] == 1.0 and (draws["ntk_robust"].iloc[1:] < 1.0).all()
     assert (draws["ntk_joint_robust"] == 1.0).all()  # its measured change is 0
+
+
+def test_vkdnw_rankings_rank_only_complete_rows_and_match_the_library(benchmark_script):
+    import pandas as pd
+
+    from zcproxy.proxies.vkdnw import vkdnw_ranks
+
+    study = benchmark_script("vkdnw_rankings")
+    table = pd.DataFrame({"vkdnw": [0.5, 0.7, 0.6, float("nan")], "vkdnw_dim": [10.0, 10.0, 12.0, 12.0],
+                          "az_nas_expressivity": [1.0, 2.0, 3.0, 4.0], "az_nas_trainability": [3.0, 1.0, 2.0, 4.0],
+                          "flops": [5.0, 6.0, 7.0, 8.0], "jacov": [0.1, 0.3, 0.2, 0.4], "params": [1.0, 2.0, 3.0, 4.0]},
+                         index=[11, 12, 13, 14])
+    out = study.ranked(table)
+    assert list(out.index) == [11, 12, 13]  # arch 14 lacks vkdnw: not ranked, and not in the population
+    expected = vkdnw_ranks(table.loc[[11, 12, 13]])
+    assert out["vkdnw_single"].equals(expected["vkdnw_single"]) and out["vkdnw_agg"].equals(expected["vkdnw_agg"])
+    assert out["vkdnw_single"].rank().tolist() == [1.0, 2.0, 3.0]  # (10, .5) < (10, .7) < (12, .6)
