@@ -294,3 +294,14 @@ def test_predict_learner_choices_are_the_predictor_models():
     from zcproxy.validate.predictor import MODELS
 
     assert LEARNERS == MODELS
+
+
+def test_a_closed_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    from zcproxy.cli import main
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("zcproxy.cli.arch.run", closed)
+    assert main(["arch", "13714"]) == 141
+    assert capsys.readouterr().err == ""

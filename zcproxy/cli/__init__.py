@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -47,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         release_large_frees()  # memory against time: see zcproxy/_malloc.py
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # the reader went away (`zcproxy ... | head`): stop quietly, as other tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (captured)
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
     except KeyboardInterrupt:
         print("interrupted; finished work is kept in the store", file=sys.stderr)
         return 130
