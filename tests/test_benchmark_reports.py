@@ -49,3 +49,19 @@ def test_speed_report_only_without_a_csv_says_what_to_do(benchmark_script, tmp_p
     assert stop.value.code == 2
     message = capsys.readouterr().err
     assert "none.csv" in message and "does not exist" in message and "without --report-only" in message
+
+
+def test_allocator_report_is_the_medians_of_its_rounds(benchmark_script):
+    import pandas as pd
+
+    allocator = benchmark_script("allocator")
+    rows = [{"round": r, "config": c, "arch": 13714, "batch": 64, "load1": 1.0, "seconds": s * (1 + r),
+             "fb_seconds": f, "peak_mb": m}
+            for r in range(3) for c, s, f, m in (("glibc default", 10.0, 0.5, 2000.0),
+                                                 ("low memory (128 KiB)", 20.0, 1.5, 1300.0),
+                                                 ("2 MiB", 15.0, 1.0, 1500.0), ("4 MiB", 12.0, 0.6, 1600.0))]
+    text = "\n".join(allocator.report(pd.DataFrame(rows), "cmd"))
+    line = next(l for l in text.splitlines() if l.startswith("| low memory"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1:] == ["40", "1.5", "26.7", "2", "1300"]  # median of 20, 40, 60; 40 / 1.5; 40 / 20
+    assert "slows the forward+backward itself 3.0× and the 23 proxies 2.0×" in text
