@@ -200,7 +200,8 @@ def test_findings_size_blind_counts_are_the_committed_table():
     r = table.loc["swap_reg"]
     assert f"regularised SWAP {r['partial_pgd_8']:.3f} [{r['partial_pgd_8_lo']:.3f}, {r['partial_pgd_8_hi']:.3f}]" in findings
     g = table.loc["gradsign"]
-    assert g["partial_pgd_8_lo"] < 0 < g["partial_pgd_8_hi"]  # "size alone"
+    assert g["partial_pgd_8"] < 0.05 and g["partial_pgd_8_lo"] < 0.01  # "almost all size"
+    assert f"GradSign's {g['partial_pgd_8']:.3f} [{g['partial_pgd_8_lo']:.3f}, {g['partial_pgd_8_hi']:.3f}]" in findings
 
 
 def test_findings_predictor_ceiling_is_the_committed_benchmark_agreement():
@@ -211,3 +212,18 @@ def test_findings_predictor_ceiling_is_the_committed_benchmark_agreement():
                     & (agreement["metric_b"] == "pgd_8") & (agreement["source_b"] == "NAS-RobBench-201")].iloc[0]
     findings = " ".join((ROOT / "results" / "correlation" / "README.md").read_text().split())
     assert f"ranks their PGD-8/255 accuracy at τ {row['kendall']:.3f}" in findings
+
+
+def test_findings_vkdnw_rankings_are_the_committed_study():
+    import pandas as pd
+
+    findings = " ".join((ROOT / "results/correlation/README.md").read_text().split())
+    rows = pd.read_csv(ROOT / "results/correlation/vkdnw_rankings.csv")
+    nb = rows[(rows["set"] == "nb201_sample") & (rows["truth"] == "nasrobbench201 pgd_8")].set_index("output")
+    darts = rows[rows["set"] == "darts1000"].set_index("output")["kendall"]
+    assert (f"give VKDNW_single {nb.loc['vkdnw_single', 'kendall']:.3f} and VKDNW_agg (with AZ-NAS, FLOPs and "
+            f"jacob_cov) {nb.loc['vkdnw_agg', 'kendall']:.3f} on those archs, against "
+            f"{nb.loc['params', 'kendall']:.3f} for the parameter count there") in findings
+    assert (f"on DARTS-1000 VKDNW_agg is {darts['vkdnw_agg']:.3f} and VKDNW_single {darts['vkdnw_single']:.3f} "
+            f"(params {darts['params']:.3f})") in findings
+    assert f"VKDNW ({int(nb.loc['vkdnw', 'n'])} archs of the sample so far)" in findings
