@@ -100,7 +100,7 @@ class TrainPass:
 
     def _release(self) -> None:
         self._model = self._inputs = self._output = self._activations = self._loss = None
-        if "fisher" in self._results:
+        if "fisher" in self._results or "ce" not in self._results:  # used, or replaced when the forward is rebuilt
             self._fisher_acts = self._act_grads = None
 
     def ce(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
