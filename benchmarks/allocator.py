@@ -1,9 +1,9 @@
 """Time against peak memory for glibc's mmap threshold: scoring the 23 proxies of ``perf_ratios.PROXIES`` on
 one NB201 arch in a fresh one-thread process per configuration, configurations interleaved round by round.
 
-Each process measures one train-mode float32 forward+backward of the same network and batch before and after
-the scoring call (their mean is ``fb_seconds``), the call itself (``seconds``) and the process's peak resident
-memory (VmHWM). Configurations: ``glibc default`` (the dynamic threshold, what zcproxy runs with), ``low
+Each process brackets the scoring call with one train-mode float32 forward+backward of the same network and
+batch before and after it (``perf_ratios._bracketed``; their mean is ``fb_seconds``) and records the call's
+time (``seconds``) and the process's peak resident memory (VmHWM). Configurations: ``glibc default`` (the dynamic threshold, what zcproxy runs with), ``low
 memory`` (``mallopt(M_MMAP_THRESHOLD, 131072)``, the CLI's ``--low-memory``) and two fixed thresholds in
 between, set through ``MALLOC_MMAP_THRESHOLD_``.
 
@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
@@ -34,31 +35,21 @@ CONFIGS = {  # name: (MALLOC_MMAP_THRESHOLD_ or None, call zcproxy._malloc.relea
 DEFAULT, LOW = "glibc default", "low memory (128 KiB)"
 
 _CHILD = """
-import json, sys, time, torch
-import torch.nn.functional as F
+import json, sys, torch
 torch.set_num_threads(1)
 from zcproxy import _malloc, scoring
 from zcproxy.data import proxy_batch
 arch, batch_size, low, proxies = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4].split(",")
 if low:
     assert _malloc.release_large_frees()
+sys.path.insert(0, sys.argv[5])
+from perf_ratios import _bracketed, _fwd_bwd
 b = proxy_batch("cifar10", n=batch_size, seed=0)
 model = scoring.build_model(arch, "cifar10", 0)
-
-def fb():
-    net = scoring.build_model(arch, "cifar10", 0).train()
-    start = time.perf_counter()
-    F.cross_entropy(net(b.x), b.y).backward()
-    return time.perf_counter() - start
-
-fb()  # warm-up
-before = fb()
-start = time.perf_counter()
-scoring.score(model, proxies, batch=b, seed=0)
-seconds = time.perf_counter() - start
-after = fb()
+_fwd_bwd(model, b.x, b.y)  # warm-up
+seconds, fb_seconds, _ = _bracketed(model, b.x, b.y, lambda: scoring.score(model, proxies, batch=b, seed=0))
 peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0] / 1024
-print(json.dumps({"seconds": seconds, "fb_seconds": (before + after) / 2, "peak_mb": peak}))
+print(json.dumps({"seconds": seconds, "fb_seconds": fb_seconds, "peak_mb": peak}))
 """
 
 
@@ -68,8 +59,8 @@ def measure(config: str, arch: int, batch: int) -> dict:
     env["OMP_NUM_THREADS"] = "1"
     if threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = threshold
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(arch), str(batch), "1" if low else "0", ",".join(PROXIES)],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(arch), str(batch), "1" if low else "0", ",".join(PROXIES),
+                          str(Path(__file__).resolve().parent)], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -108,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=13714)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default="results/perf/allocator")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from <out>.csv")
     args = parser.parse_args(argv)
